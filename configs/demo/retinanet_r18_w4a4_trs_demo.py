@@ -1,0 +1,18 @@
+# W4A4 QAT of the demo RetinaNet with TR scheduling ("SGDT"): weight scales frozen, the
+# TALR U drives the quantized weights, the target TR R is cosine-decayed to 0.
+# Same iterations, LR schedule (for all non-quantized parameters) and start point as
+# retinanet_r18_w4a4_sgd_demo.py.
+_base_ = ['./retinanet_r18_w4a4_sgd_demo.py', '../_base_/quant/trs_sgd.py']
+
+model = dict(quant_cfg=dict(learn_weight_scale=False))
+max_iters = 300
+# Calibrated for fine-tuning from FP weights (../shared/METHOD.md, section 2): plain SGD
+# at LR 3e-3 moves ~1e-4 of the quantized weights per step, so R^0 = 1e-4 and
+# eta = 0.6 (U can change by ~U^0 within ~50 steps of a 100% TR error).
+optim_wrapper = dict(init_talr=3e-3, eta=0.6, init_target=1e-4)
+param_scheduler = [
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
+         eta_min=0.0),
+    dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
+         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+]

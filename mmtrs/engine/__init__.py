@@ -1,0 +1,8 @@
+from .transition_counter import TransitionCounter
+from .transition_rate_hook import TransitionRateHook
+from .trs_optim_wrapper import (AmpTRSOptimWrapper, TransitionRateSchedulingMixin,
+                                TRSOptimWrapper, TRSOptimWrapperConstructor)
+
+__all__ = ['TransitionCounter', 'TransitionRateHook', 'TRSOptimWrapper',
+           'AmpTRSOptimWrapper', 'TRSOptimWrapperConstructor',
+           'TransitionRateSchedulingMixin']

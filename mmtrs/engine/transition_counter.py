@@ -1,0 +1,61 @@
+"""Counting transitions of quantized weights (paper Eq. 5) and distances to transition
+points (the quantity of the paper's Fig. 3d)."""
+import torch
+
+
+class TransitionCounter:
+    """Keeps the integer levels of the controlled weights and counts how many changed.
+
+    Levels are kept as int8 (every supported bit-width fits), so the bookkeeping is one
+    discretization and one comparison per weight and step.
+    """
+
+    def __init__(self, layers):
+        if not layers:
+            raise ValueError('no quantized layers to count transitions on')
+        self.names = [n for n, _ in layers]
+        self.layers = [m for _, m in layers]
+        self.numels = torch.tensor([m.weight.numel() for m in self.layers],
+                                   dtype=torch.float64)
+        self.prev = None
+
+    def levels(self):
+        return [m.weight_quantizer.discretize(m.weight.detach()).to(torch.int8)
+                for m in self.layers]
+
+    @torch.no_grad()
+    def count(self):
+        """Per-layer number of changed levels since the previous call (Eq. 5 numerator).
+
+        Returns None on the first call, when there is nothing to compare with.
+        """
+        new = self.levels()
+        changed = None
+        if self.prev is not None:
+            changed = torch.stack([(a != b).sum() for a, b in zip(new, self.prev)])
+            changed = changed.to(torch.float64)
+        self.prev = new
+        return changed
+
+    @torch.no_grad()
+    def transition_distance(self, near=0.05):
+        """Mean distance of normalized latent weights to their nearest transition point
+        (in level units) and the fraction closer than `near`, over all weights.
+
+        Multi-bit: transition points are the half-integers between alpha and beta;
+        binary (sign): the single point 0.
+        """
+        total = dist_sum = near_sum = 0.0
+        for m in self.layers:
+            q = m.weight_quantizer
+            alpha, beta, gamma = q.qrange
+            v = m.weight.detach() * (gamma / q.scale)
+            if q.use_sign:
+                d = v.abs()
+            else:
+                t = (v.floor() + 0.5).clamp_(alpha + 0.5, beta - 0.5)
+                d = (v - t).abs_()
+            total += d.numel()
+            dist_sum += float(d.sum())
+            near_sum += float((d < near).sum())
+        return dist_sum / total, near_sum / total

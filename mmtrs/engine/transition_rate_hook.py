@@ -1,0 +1,78 @@
+"""TransitionRateHook: logs the TR scheduling scalars (paper Fig. 3) through MessageHub."""
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from ..quant.policy import quantized_layers
+from .transition_counter import TransitionCounter
+from .trs_optim_wrapper import TransitionRateSchedulingMixin
+
+
+@HOOKS.register_module()
+class TransitionRateHook(Hook):
+    """Log `tr/rate` (k), `tr/running_rate` (K), `tr/talr` (U) and `tr/target` (R).
+
+    With a TR-scheduling optim wrapper the values are read from it. With a plain
+    optimizer (the SGD baseline) the hook measures k and K itself with the same counter
+    and momentum, so SGD and SGDT runs can be plotted together; `tr/talr` and
+    `tr/target` are then absent.
+
+    Args:
+        interval (int): every `interval` iterations also log the mean distance of the
+            normalized latent weights to their nearest transition point
+            (`tr/transition_dist`) and the fraction closer than `near`
+            (`tr/near_transition`), the quantity of the paper's Fig. 3d.
+        near (float): distance threshold in level units.
+        momentum (float): m for the plain-optimizer measurement (Eq. 10).
+        per_layer (bool): also log per-layer k (plain) or K and U (TRS) as
+            `tr/layer/<name>/...`.
+    """
+
+    priority = 'BELOW_NORMAL'  # after the optimizer step, before LoggerHook
+
+    def __init__(self, interval=50, near=0.05, momentum=0.99, per_layer=False):
+        self.interval = interval
+        self.near = near
+        self.momentum = momentum
+        self.per_layer = per_layer
+        self._trs = None
+        self._counter = None
+        self._K = 0.0
+        self._k = float('nan')
+
+    def before_train(self, runner):
+        wrapper = runner.optim_wrapper
+        if isinstance(wrapper, TransitionRateSchedulingMixin):
+            wrapper._check_bound()
+            self._trs = wrapper
+            self._counter = wrapper._counter
+        else:
+            self._trs = None
+            self._counter = TransitionCounter(quantized_layers(runner.model))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        hub = runner.message_hub
+        if self._trs is not None:
+            w = self._trs
+            hub.update_scalar('train/tr/rate', w.transition_rate)
+            hub.update_scalar('train/tr/running_rate', w.running_tr)
+            hub.update_scalar('train/tr/talr', w.talr)
+            hub.update_scalar('train/tr/target', w.target_tr)
+            if self.per_layer and self.every_n_train_iters(runner, self.interval):
+                for name, _, K, U in w.layer_values():
+                    hub.update_scalar(f'train/tr/layer/{name}/running_rate', K)
+                    hub.update_scalar(f'train/tr/layer/{name}/talr', U)
+        else:
+            changed = self._counter.count()
+            if changed is not None:
+                numels = self._counter.numels
+                self._k = float(changed.sum() / numels.sum())
+                self._K = self.momentum * self._K + (1 - self.momentum) * self._k
+                hub.update_scalar('train/tr/rate', self._k)
+                hub.update_scalar('train/tr/running_rate', self._K)
+                if self.per_layer and self.every_n_train_iters(runner, self.interval):
+                    for name, c, n in zip(self._counter.names, changed, numels):
+                        hub.update_scalar(f'train/tr/layer/{name}/rate', float(c / n))
+        if self.every_n_train_iters(runner, self.interval) or runner.iter == 0:
+            dist, near = self._counter.transition_distance(self.near)
+            hub.update_scalar('train/tr/transition_dist', dist)
+            hub.update_scalar('train/tr/near_transition', near)

@@ -1,0 +1,347 @@
+"""TR scheduling (paper Sec. 4.2, Eqs. 5 and 10-12) as an MMEngine optimizer wrapper.
+
+At every optimizer step t, before updating:
+
+    k^t = #{i : w_d^t(i) != w_d^(t-1)(i)} / N                       (Eq. 5)
+    K^t = m K^(t-1) + (1 - m) k^t                                   (Eq. 10)
+    U^t = max(0, U^(t-1) + eta (R^t - K^t))                         (Eq. 11)
+    w^(t+1) = w^t - U^t g^t                                         (Eq. 12)
+
+g^t is the wrapped optimizer's own unit-LR direction (SGD: momentum buffer; Adam/AdamW:
+m_hat / (sqrt(v_hat) + eps)). Eq. 12 is realised by giving the quantized latent weights
+param groups of their own and substituting U^t for their `lr` only for the duration of
+`optimizer.step()`. Their `lr` key therefore keeps whatever MMEngine's LR schedulers
+write into it (the schedulers never see the TALR, and the TALR never sees them); every
+other parameter trains with the ordinary scheduled LR.
+
+The target R^t lives in the param-group key `target_tr`, so MMEngine's stock
+ParamSchedulers drive it (`param_name='target_tr'`): warm-up, cosine, step, ...
+"""
+import math
+
+import torch
+from mmengine import dist
+from mmengine.logging import print_log
+from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, OptimWrapper
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
+
+from ..quant.policy import quantized_layers
+from .transition_counter import TransitionCounter
+
+TARGET_KEY = 'target_tr'
+
+
+def _check_number(name, value, low=None, high=None, low_open=False, high_open=False):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        lo = '(' if low_open else '['
+        hi = ')' if high_open else ']'
+        rng = f'{lo}{low if low is not None else "-inf"}, {high if high is not None else "inf"}{hi}'
+        raise ValueError(f'optim_wrapper.{name}={value!r} is invalid: expected a number in {rng}.')
+
+
+class TransitionRateSchedulingMixin:
+    """TR scheduling for any MMEngine OptimWrapper (mixed in before the wrapper class).
+
+    Args (config keys of `optim_wrapper`, defaults from ../shared/METHOD.md):
+        tr_momentum (float): m of Eq. 10, in [0, 1). Default 0.99.
+        init_talr (float | None): U^0. None = the optimizer's initial LR.
+        eta (float | 'auto' | None): eta of Eq. 11. None = the optimizer's initial LR
+            (paper-style default). 'auto' = init_talr / (R^0 * eta_adapt_iters): a
+            sustained 100% TR error then changes U by U^0 in `eta_adapt_iters` steps.
+        init_target (float | 'auto'): R^0, written into every param group's `target_tr`.
+            'auto' measures R^0 as the running TR under the ordinary LR over the first
+            `auto_target_iters` steps (the TALR is not used meanwhile); `target_tr` is then
+            a factor (starting at 1) scheduled by the ParamSchedulers and R^t = R^0_measured
+            * factor^t / factor^(end of measurement).
+        auto_target_iters (int): length of the measurement phase of init_target='auto'.
+        eta_adapt_iters (int): see eta='auto'.
+        per_layer (bool): one (K, U) pair per quantized layer instead of one global pair.
+        bias_correction (bool): use K^t / (1 - m^t) in Eq. 11 (K^0 = 0 otherwise makes U
+            climb for ~1/(1-m) steps). The paper's Eq. 11 uses K^t: default False.
+        allow_learnable_weight_scale (bool): the paper freezes weight scales under TR
+            scheduling (footnote 2); True only for experiments.
+    """
+
+    def __init__(self, *args, tr_momentum=0.99, init_talr=None, eta=None, init_target=1e-2,
+                 auto_target_iters=100, eta_adapt_iters=200, per_layer=False,
+                 bias_correction=False, allow_learnable_weight_scale=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        _check_number('tr_momentum', tr_momentum, 0, 1, high_open=True)
+        if init_talr is not None:
+            _check_number('init_talr', init_talr, 0)
+        if eta not in (None, 'auto'):
+            _check_number('eta', eta, 0)
+        if init_target != 'auto':
+            _check_number('init_target', init_target, 0)
+        for key, val in (('auto_target_iters', auto_target_iters),
+                         ('eta_adapt_iters', eta_adapt_iters)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f'optim_wrapper.{key}={val!r} must be a positive integer')
+        if eta == 'auto' and init_target != 'auto' and init_target == 0:
+            raise ValueError("optim_wrapper.eta='auto' needs init_target > 0 or 'auto'")
+        self.tr_momentum = float(tr_momentum)
+        self.per_layer = bool(per_layer)
+        self.bias_correction = bool(bias_correction)
+        self.allow_learnable_weight_scale = allow_learnable_weight_scale
+        self.auto_target = init_target == 'auto'
+        self.auto_target_iters = auto_target_iters
+        self.eta_adapt_iters = eta_adapt_iters
+        self._eta_cfg = eta
+        self._init_talr_cfg = init_talr
+        base_lr = self.optimizer.param_groups[0]['lr']
+        for group in self.optimizer.param_groups:
+            group.setdefault(TARGET_KEY, 1.0 if self.auto_target else float(init_target))
+        self._base_lr = base_lr
+        self._counter = None
+        # TR state (all of it goes into state_dict)
+        self._steps = 0          # optimizer steps taken under this wrapper
+        self._num_updates = 0    # Eq. 10 updates so far (for bias correction)
+        self._tr_scale = 1.0     # R^t = _tr_scale * group['target_tr']
+        self._eta = None
+        self._K = None
+        self._U = None
+        self._k = None
+
+    # ---- binding to the model ----------------------------------------------------------
+    def bind_model(self, model):
+        """Give each quantized latent weight a param group of its own (`trs_layer` key)."""
+        layers = quantized_layers(model)
+        if not layers:
+            raise ValueError(
+                'TRSOptimWrapper found no quantized layer (QConv2d) in the model: use a '
+                "quantized model (model.type='QuantizedDetector' with a quant_cfg) or a "
+                "plain optim_wrapper type='OptimWrapper'.")
+        learnable = [n for n, m in layers if m.weight_quantizer.scale.requires_grad]
+        if learnable and not self.allow_learnable_weight_scale:
+            raise ValueError(
+                f'TR scheduling needs frozen weight scales (paper footnote 2), but '
+                f'{len(learnable)} layers have learnable ones (e.g. {learnable[0]}): set '
+                'model.quant_cfg.learn_weight_scale=False, or '
+                'optim_wrapper.allow_learnable_weight_scale=True to experiment.')
+        index = {id(m.weight): i for i, (_, m) in enumerate(layers)}
+        found = set()
+        new_groups = []
+        for group in self.optimizer.param_groups:
+            keep = []
+            for p in group['params']:
+                i = index.get(id(p))
+                if i is None:
+                    keep.append(p)
+                else:
+                    found.add(i)
+                    g = {k: v for k, v in group.items() if k != 'params'}
+                    g.update(params=[p], trs_layer=i)
+                    new_groups.append(g)
+            group['params'] = keep
+        missing = [layers[i][0] for i in range(len(layers)) if i not in found]
+        if missing:
+            raise ValueError(f'quantized weights not handed to the optimizer (frozen?): '
+                             f'{missing[:3]}')
+        self.optimizer.param_groups[:] = [g for g in self.optimizer.param_groups
+                                          if g['params']] + new_groups
+        self._counter = TransitionCounter(layers)
+        n = len(layers) if self.per_layer else 1
+        init_talr = self._base_lr if self._init_talr_cfg is None else self._init_talr_cfg
+        self._K = torch.zeros(n, dtype=torch.float64)
+        self._U = torch.full((n,), float(init_talr), dtype=torch.float64)
+        self._k = torch.zeros(n, dtype=torch.float64)
+        if not self.auto_target:
+            self._eta = self._resolve_eta(init_talr, self._target())
+        print_log(f'TRSOptimWrapper: TR scheduling on {len(layers)} quantized layers, '
+                  f'{int(self._counter.numels.sum())} weights, '
+                  f'{"per-layer" if self.per_layer else "global"} TALR', logger='current')
+
+    @property
+    def _tr_groups(self):
+        # Looked up each time: torch's Optimizer.load_state_dict replaces the group dicts.
+        return [g for g in self.optimizer.param_groups if 'trs_layer' in g]
+
+    def _resolve_eta(self, talr, target):
+        if self._eta_cfg == 'auto':
+            return float(talr) / (float(target) * self.eta_adapt_iters)
+        return self._base_lr if self._eta_cfg is None else float(self._eta_cfg)
+
+    def _check_bound(self):
+        if self._counter is None:
+            raise RuntimeError(
+                "TRSOptimWrapper is not bound to the model: add constructor="
+                "'TRSOptimWrapperConstructor' to the optim_wrapper config.")
+
+    # ---- the method --------------------------------------------------------------------
+    def _target(self):
+        """R^t: the scheduled `target_tr` of the controlled groups (times the measured
+        scale in auto mode)."""
+        return self._tr_scale * self._tr_groups[0][TARGET_KEY]
+
+    @property
+    def measuring_target(self):
+        return self.auto_target and self._steps < self.auto_target_iters
+
+    def _update_schedule(self, changed):
+        """Eqs. 5, 10 and 11 from the per-layer counts of changed levels."""
+        m = self.tr_momentum
+        numels = self._counter.numels
+        if self.per_layer:
+            k = changed / numels
+        else:
+            k = (changed.sum() / numels.sum()).reshape(1)
+        self._k = k
+        self._K = m * self._K + (1 - m) * k                          # Eq. 10
+        self._num_updates += 1
+        K = self._K / (1 - m ** self._num_updates) if self.bias_correction else self._K
+        if self.auto_target and self._steps <= self.auto_target_iters:
+            return  # still measuring R^0 (this count is of an ordinary-LR update)
+        self._U = torch.clamp(self._U + self._eta * (self._target() - K), min=0)  # Eq. 11
+
+    def _finish_auto_target(self):
+        """End of init_target='auto': R^0 := running TR measured under the ordinary LR."""
+        K = self._K / (1 - self.tr_momentum ** max(self._num_updates, 1))
+        measured = float(K.mean() if not self.per_layer else
+                         (K * self._counter.numels).sum() / self._counter.numels.sum())
+        if measured <= 0:
+            raise RuntimeError(
+                f'init_target=auto measured no transition in {self.auto_target_iters} steps '
+                '(running TR 0): the LR is too small to move any quantized weight. Raise '
+                'the LR, optim_wrapper.auto_target_iters, or set optim_wrapper.init_target.')
+        self._tr_scale = measured / self._tr_groups[0][TARGET_KEY]
+        lr = self._tr_groups[0]['lr']
+        init_talr = lr if self._init_talr_cfg is None else self._init_talr_cfg
+        self._U.fill_(float(init_talr))
+        self._eta = self._resolve_eta(init_talr, measured)
+        print_log(f'TRSOptimWrapper: measured initial target TR {measured:.3e} over '
+                  f'{self.auto_target_iters} steps; TALR starts at {init_talr:.3e}, '
+                  f'eta {self._eta:.3e}', logger='current')
+
+    def step(self, **kwargs):
+        self._check_bound()
+        changed = self._counter.count()   # levels of w^t vs w^(t-1)
+        if changed is not None:
+            if dist.get_world_size() > 1:
+                # Weights are identical across ranks under DDP, so the counts are too;
+                # averaging keeps every rank's k, K, U equal even if they ever drift.
+                dist.all_reduce(changed, op='mean')
+            self._update_schedule(changed)
+        if self.auto_target and self._steps == self.auto_target_iters:
+            self._finish_auto_target()
+        groups = self._tr_groups
+        saved = [g['lr'] for g in groups]
+        if not self.measuring_target:
+            for g in groups:                                        # Eq. 12
+                g['lr'] = float(self._U[g['trs_layer'] if self.per_layer else 0])
+        try:
+            super().step(**kwargs)
+        finally:
+            for g, lr in zip(groups, saved):
+                g['lr'] = lr
+        self._steps += 1
+
+    # ---- read-only views (global values) -----------------------------------------------
+    def _global(self, t):
+        if t is None:
+            return float('nan')
+        if not self.per_layer:
+            return float(t[0])
+        w = self._counter.numels
+        return float((t * w).sum() / w.sum())
+
+    @property
+    def transition_rate(self):
+        """k: fraction of controlled weights that changed level in the last update."""
+        return self._global(self._k)
+
+    @property
+    def running_tr(self):
+        """K: running transition rate (Eq. 10)."""
+        return self._global(self._K)
+
+    @property
+    def talr(self):
+        """U: transition-adaptive LR (Eq. 11); the ordinary LR while measuring."""
+        if self.measuring_target:
+            return float(self._tr_groups[0]['lr'])
+        return self._global(self._U)
+
+    @property
+    def target_tr(self):
+        """R: the current scheduled target TR."""
+        return self._target()
+
+    def layer_values(self):
+        """Per-layer (name, k, K, U) for logging; U is shared in global mode."""
+        names = self._counter.names
+        k = self._k if self.per_layer else None
+        rows = []
+        for i, name in enumerate(names):
+            j = i if self.per_layer else 0
+            rows.append((name, float(k[i]) if k is not None else None,
+                         float(self._K[j]), float(self._U[j])))
+        return rows
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state_dict(self):
+        state = super().state_dict()
+        self._check_bound()
+        state['trs'] = dict(
+            steps=self._steps, num_updates=self._num_updates, tr_scale=self._tr_scale,
+            eta=self._eta, K=self._K.clone(), U=self._U.clone(), k=self._k.clone(),
+            per_layer=self.per_layer, layer_names=list(self._counter.names),
+            prev_levels=None if self._counter.prev is None else
+            [t.clone() for t in self._counter.prev])
+        return state
+
+    def load_state_dict(self, state_dict):
+        self._check_bound()
+        trs = state_dict.pop('trs', None)
+        if trs is None:
+            raise RuntimeError(
+                'The checkpoint has no TR-scheduling state: it was written by a plain '
+                'optimizer wrapper, so its optimizer state (param groups, momenta) does not '
+                'match TRSOptimWrapper. To continue training that model with TR '
+                'scheduling, start a new run from its weights with `load_from=CKPT` '
+                '(no --resume).')
+        if trs['layer_names'] != self._counter.names or trs['per_layer'] != self.per_layer:
+            raise RuntimeError(
+                'The checkpoint\'s TR-scheduling state was written for a different set of '
+                'quantized layers or per_layer mode; resume with the same config.')
+        super().load_state_dict(state_dict)
+        self._steps = trs['steps']
+        self._num_updates = trs['num_updates']
+        self._tr_scale = trs['tr_scale']
+        self._eta = trs['eta']
+        self._K = trs['K'].clone()
+        self._U = trs['U'].clone()
+        self._k = trs['k'].clone()
+        prev = trs['prev_levels']
+        self._counter.prev = None if prev is None else [t.clone() for t in prev]
+
+
+@OPTIM_WRAPPERS.register_module()
+class TRSOptimWrapper(TransitionRateSchedulingMixin, OptimWrapper):
+    """OptimWrapper with TR scheduling; see TransitionRateSchedulingMixin."""
+
+
+@OPTIM_WRAPPERS.register_module()
+class AmpTRSOptimWrapper(TransitionRateSchedulingMixin, AmpOptimWrapper):
+    """AmpOptimWrapper with TR scheduling (needs a device AmpOptimWrapper supports).
+
+    A step that the loss scaler skips (inf/NaN gradients) leaves the weights unchanged,
+    so the next count sees no transitions from it, as it should.
+    """
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class TRSOptimWrapperConstructor(DefaultOptimWrapperConstructor):
+    """DefaultOptimWrapperConstructor that also binds a TR-scheduling wrapper to the
+    model, so the quantized latent weights get param groups of their own before the
+    param schedulers are built."""
+
+    def __call__(self, model):
+        optim_wrapper = super().__call__(model)
+        if isinstance(optim_wrapper, TransitionRateSchedulingMixin):
+            optim_wrapper.bind_model(model)
+        return optim_wrapper

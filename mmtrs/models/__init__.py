@@ -1,0 +1,3 @@
+from .quantized_detector import QuantizedDetector
+
+__all__ = ['QuantizedDetector']

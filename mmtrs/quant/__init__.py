@@ -1,0 +1,8 @@
+from .calibrate import calibrate_quantizers
+from .policy import DEFAULT_QUANT_CFG, build_quant_cfg, quantize_model, quantized_layers
+from .qconv import QConv2d
+from .quantizer import NegativeInputError, Quantizer, check_bits, quant_range
+
+__all__ = ['Quantizer', 'QConv2d', 'NegativeInputError', 'check_bits', 'quant_range',
+           'quantize_model', 'quantized_layers', 'build_quant_cfg', 'DEFAULT_QUANT_CFG',
+           'calibrate_quantizers']

@@ -1,0 +1,140 @@
+"""Model-level quantization policy: which convs become QConv2d, at which precision.
+
+The policy works on module names and types only, so it applies unchanged to any
+backbone/neck/head MMDetection builds (a new backbone needs no quantization keys).
+"""
+import copy
+import re
+
+from mmengine.logging import print_log
+from torch import nn
+
+from .qconv import QConv2d
+from .quantizer import check_bits
+
+#: Defaults of the quantization policy (every key documented in docs/quantization.md).
+DEFAULT_QUANT_CFG = dict(
+    w_bits=4,                 # weight bit-width of the quantized body (1 = binary)
+    a_bits=4,                 # activation bit-width of the body
+    # First conv of the backbone: dict(w_bits, a_bits) or None to keep it FP.
+    first_layer=dict(w_bits=8, a_bits=8),
+    # Final prediction convs (found by `last_layer_names`): same format.
+    last_layers=dict(w_bits=8, a_bits=8),
+    last_layer_names=[r'(^|\.)(retina_cls|retina_reg|conv_cls|conv_reg|atss_cls|atss_reg|'
+                      r'atss_centerness|conv_centerness|rpn_cls|rpn_reg|fc_cls|fc_reg)$'],
+    first_layer_scope='backbone',   # first nn.Conv2d under this module = "first layer"
+    quant_types=('Conv2d',),        # module class names that are converted
+    skip=[],                        # regexes of module names left in FP
+    # Activation signedness: 'auto' decides per layer from the first batch (negative
+    # input seen -> signed); True/False forces it. `signed_act` / `unsigned_act` are
+    # regexes that override it per module.
+    act_signed='auto',
+    signed_act=[],
+    unsigned_act=[],
+    learn_weight_scale=True,  # False under TR scheduling (paper footnote 2)
+    learn_act_scale=True,
+    post_scale=False,         # learnable post-scale on convs not followed by a norm layer
+    init_mult=3.0,
+)
+
+_CONV_TYPES = {'Conv2d': nn.Conv2d}
+
+
+def _match(name, patterns):
+    return any(re.search(p, name) for p in patterns)
+
+
+def _followed_by_norm(parent, attr):
+    """Heuristic for the optional post-scale: mmcv ConvModule with norm, or the ResNet
+    naming convention convN -> normN/bnN."""
+    if getattr(parent, 'with_norm', False) and attr == 'conv':
+        return True
+    if attr.startswith('conv'):
+        suffix = attr[4:]
+        return any(hasattr(parent, p + suffix) for p in ('norm', 'bn'))
+    return False
+
+
+def build_quant_cfg(quant_cfg=None):
+    cfg = copy.deepcopy(DEFAULT_QUANT_CFG)
+    unknown = set(quant_cfg or {}) - set(cfg)
+    if unknown:
+        raise KeyError(f'Unknown quant_cfg key(s) {sorted(unknown)}; valid keys: '
+                       f'{sorted(cfg)}')
+    cfg.update(copy.deepcopy(dict(quant_cfg or {})))
+    check_bits(cfg['w_bits'], 'quant_cfg.w_bits')
+    if cfg['a_bits'] is not None:
+        check_bits(cfg['a_bits'], 'quant_cfg.a_bits')
+    for key in ('first_layer', 'last_layers'):
+        sub = cfg[key]
+        if sub is None:
+            continue
+        if not isinstance(sub, dict) or set(sub) - {'w_bits', 'a_bits'}:
+            raise ValueError(f'quant_cfg.{key} must be None (keep FP) or '
+                             f'dict(w_bits=..., a_bits=...), got {sub!r}')
+        check_bits(sub.get('w_bits', 8), f'quant_cfg.{key}.w_bits')
+        if sub.get('a_bits', 8) is not None:
+            check_bits(sub.get('a_bits', 8), f'quant_cfg.{key}.a_bits')
+    bad = [t for t in cfg['quant_types'] if t not in _CONV_TYPES]
+    if bad:
+        raise ValueError(f'quant_cfg.quant_types {bad} not supported; supported: '
+                         f'{sorted(_CONV_TYPES)}')
+    return cfg
+
+
+def quantize_model(model, quant_cfg=None):
+    """Replace convs of `model` in place by QConv2d according to the policy.
+
+    Returns the list of (name, QConv2d). Parameter names are unchanged, so FP checkpoints
+    load with every FP tensor used.
+    """
+    cfg = build_quant_cfg(quant_cfg)
+    types = tuple(_CONV_TYPES[t] for t in cfg['quant_types'])
+    first_name = None
+    scope = cfg['first_layer_scope']
+    for name, m in model.named_modules():
+        if isinstance(m, types) and (not scope or name.startswith(scope + '.')):
+            first_name = name
+            break
+    targets = [(n, m) for n, m in model.named_modules()
+               if type(m) in types and not _match(n, cfg['skip'])]
+    converted = []
+    for name, conv in targets:
+        if name == first_name:
+            prec = cfg['first_layer']
+        elif _match(name, cfg['last_layer_names']):
+            prec = cfg['last_layers']
+        else:
+            prec = dict(w_bits=cfg['w_bits'], a_bits=cfg['a_bits'])
+        if prec is None:
+            continue
+        parent_name, _, attr = name.rpartition('.')
+        parent = model.get_submodule(parent_name) if parent_name else model
+        if _match(name, cfg['signed_act']):
+            a_signed = True
+        elif _match(name, cfg['unsigned_act']):
+            a_signed = False
+        else:
+            a_signed = cfg['act_signed']
+        q = QConv2d.from_conv(
+            conv, w_bits=prec.get('w_bits', 8), a_bits=prec.get('a_bits', 8),
+            a_signed=a_signed, learn_weight_scale=cfg['learn_weight_scale'],
+            learn_act_scale=cfg['learn_act_scale'],
+            post_scale=cfg['post_scale'] and not _followed_by_norm(parent, attr),
+            init_mult=cfg['init_mult'], name=name)
+        setattr(parent, attr, q)
+        converted.append((name, q))
+    if not converted:
+        raise ValueError('quant_cfg converted no layer: check quant_cfg.quant_types and '
+                         'quant_cfg.skip.')
+    body = sum(1 for _, q in converted if q.weight_quantizer.bits == cfg['w_bits'])
+    print_log(f'mmtrs: quantized {len(converted)} convs ({body} at W{cfg["w_bits"]}'
+              f'A{cfg["a_bits"]}; first layer {first_name}: {cfg["first_layer"]}; '
+              f'last layers: {cfg["last_layers"]})', logger='current')
+    return converted
+
+
+def quantized_layers(model):
+    """(name, QConv2d) pairs of a model (unwraps DDP-style `.module`)."""
+    model = getattr(model, 'module', model)
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QConv2d)]

@@ -1,0 +1,228 @@
+"""The quantizer of paper Eq. 13 (LSQ-style, no post-scaling inside the quantizer).
+
+    x_d = round(clip(gamma * x / s, alpha, beta))     integer level ("discrete value")
+    x_q = x_d / gamma                                  normalized quantized value
+
+Backward: straight-through estimator for round/sign, LSQ gradient for the scale `s`
+with LSQ's gradient scale 1/sqrt(N * beta). The de-normalization h (Eq. 3) is not done
+here but by the layer that owns the quantizer (see `QConv2d`).
+"""
+import math
+
+import torch
+from torch import nn
+
+
+class NegativeInputError(RuntimeError):
+    """An unsigned activation quantizer received negative input."""
+
+
+def check_bits(bits, key='bits'):
+    """Validate a bit-width: an int in [1, 8] (1 = binary)."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
+        raise ValueError(
+            f'{key}={bits!r} is not a supported bit-width: use an integer from 2 to 8, '
+            f'or 1 for binary (sign) quantization.')
+    return bits
+
+
+def quant_range(bits, signed):
+    """(alpha, beta, gamma) of Eq. 13 and the binary variants (paper Sec. 4.3)."""
+    if bits == 1:
+        return (-1, 1, 1) if signed else (0, 1, 1)
+    if signed:
+        return -2 ** (bits - 1), 2 ** (bits - 1) - 1, 2 ** (bits - 1)
+    return 0, 2 ** bits - 1, 2 ** bits
+
+
+class _QuantizeFn(torch.autograd.Function):
+    """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
+
+    A fused Function keeps one saved tensor (the input, usually already kept alive by
+    the preceding ReLU) instead of the chain of intermediates that clamp/round would save.
+    """
+
+    @staticmethod
+    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor):
+        v = x * (gamma / s)
+        v = v.clamp_(alpha, beta)
+        if use_sign:  # binary weights: sign, with sign(0) := +1 so levels stay in {-1, 1}
+            d = torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
+        else:
+            d = v.round_()
+        ctx.save_for_backward(x, s)
+        ctx.consts = (alpha, beta, gamma, grad_factor)
+        return d.div_(gamma)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s = ctx.saved_tensors
+        alpha, beta, gamma, grad_factor = ctx.consts
+        v = x * (gamma / s)
+        inside = (v >= alpha) & (v <= beta)
+        grad_x = grad_s = None
+        if ctx.needs_input_grad[0]:
+            # STE: d x_q / d x = 1/s inside the clipping range, 0 outside.
+            grad_x = (grad / s) * inside
+        if ctx.needs_input_grad[1]:
+            # d x_q / d s = -x / s^2 = -v / (gamma s) inside, 0 where clipped (x_q constant).
+            grad_s = -(grad * v * inside).sum() / (gamma * s) * grad_factor
+            grad_s = grad_s.reshape(s.shape)
+        return grad_x, grad_s, None, None, None, None, None
+
+
+class Quantizer(nn.Module):
+    """One quantizer of Eq. 13 with a single learnable (or frozen) scale.
+
+    Args:
+        bits (int): 2..8, or 1 for binary (sign for signed inputs, {0,1} for unsigned).
+        kind (str): 'weight' or 'act'. Weights are always signed.
+        signed (bool | 'auto'): activations only. 'auto' decides on the first training
+            batch (negative values seen -> signed) and records the decision in a buffer,
+            so it survives checkpoints. An unsigned activation quantizer that later sees a
+            negative input raises NegativeInputError instead of clipping it silently.
+        learn_scale (bool): False freezes `s` (required for weights under TR scheduling,
+            paper footnote 2).
+        init_mult (float): scale init on the first training batch: weights
+            s = init_mult * std(w); unsigned activations s = init_mult * std(x) /
+            sqrt(1 - 2/pi) (std of the underlying normal of a ReLU output); signed
+            activations s = init_mult * std(x). Defaults follow the public EWGS/LTS code.
+        check_sign (bool): check unsigned activation inputs for negatives every forward.
+        name (str): module path, used in error messages.
+    """
+
+    def __init__(self, bits, kind='weight', signed=None, learn_scale=True, init_mult=3.0,
+                 check_sign=True, name=''):
+        super().__init__()
+        if kind not in ('weight', 'act'):
+            raise ValueError(f"kind must be 'weight' or 'act', got {kind!r}")
+        self.bits = check_bits(bits, f'{name or kind} bits')
+        self.kind = kind
+        self.name = name
+        if kind == 'weight':
+            signed = True
+        elif signed is None:
+            signed = 'auto'
+        if signed not in (True, False, 'auto'):
+            raise ValueError(f"signed must be True, False or 'auto', got {signed!r}")
+        self.auto_sign = signed == 'auto'
+        self.init_mult = float(init_mult)
+        self.check_sign = check_sign
+        self.scale = nn.Parameter(torch.ones(()), requires_grad=learn_scale)
+        self.register_buffer('initialized', torch.zeros((), dtype=torch.uint8))
+        self.register_buffer('signed_flag',
+                             torch.tensor(1 if signed is True else 0, dtype=torch.uint8))
+
+    # ---- public surface -------------------------------------------------------------
+    @property
+    def signed(self):
+        return bool(self.signed_flag)
+
+    @property
+    def is_initialized(self):
+        return bool(self.initialized)
+
+    @property
+    def qrange(self):
+        """(alpha, beta, gamma) of Eq. 13 for this quantizer."""
+        return quant_range(self.bits, self.signed)
+
+    @property
+    def use_sign(self):
+        return self.bits == 1 and self.signed
+
+    @torch.no_grad()
+    def discretize(self, x):
+        """Integer levels round(clip(gamma*x/s, alpha, beta)) (sign levels if binary)."""
+        alpha, beta, gamma = self.qrange
+        v = (x * (gamma / self.scale)).clamp_(alpha, beta)
+        if self.use_sign:
+            return torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
+        return v.round_()
+
+    def forward(self, x):
+        if not self.initialized:
+            if not self.training:
+                raise RuntimeError(
+                    f'Quantizer {self.name or self.kind} has no scale yet: it is set from '
+                    'the first training batch. Load a QAT checkpoint (one that contains '
+                    '`*_quantizer.scale`) or calibrate with mmtrs.quant.calibrate_quantizers.')
+            self.init_from(x)
+        if self.kind == 'act' and not self.signed and self.check_sign:
+            self._check_non_negative(x)
+        alpha, beta, gamma = self.qrange
+        # LSQ gradient scale: N = number of weights, or features per example.
+        n = x.numel() if self.kind == 'weight' else x[0].numel()
+        self._grad_factor = 1.0 / math.sqrt(n * beta)
+        return _QuantizeFn.apply(x, self.scale, alpha, beta, gamma, self.use_sign,
+                                 self._grad_factor)
+
+    def denorm_scale(self):
+        """s for the de-normalization h (Eq. 3), carrying the same LSQ gradient scale
+        as inside the quantizer, so d(s * x_q)/ds is exactly LSQ's step-size gradient."""
+        g = getattr(self, '_grad_factor', 1.0)
+        if not self.scale.requires_grad or g == 1.0:
+            return self.scale
+        s = self.scale
+        return (s - s * g).detach() + s * g
+
+    # ---- initialization ---------------------------------------------------------------
+    @torch.no_grad()
+    def init_from(self, x):
+        """Set s (and the sign mode, if 'auto') from one batch; averaged over ranks."""
+        from mmengine import dist
+        x = x.detach().float()
+        stats = torch.stack([x.std(), -x.min()])
+        if dist.get_world_size() > 1:
+            # All ranks must agree on s and on signedness (different first batches).
+            std = stats[:1].clone()
+            neg = stats[1:].clone()
+            dist.all_reduce(std, op='mean')
+            dist.all_reduce(neg, op='max')
+            stats = torch.cat([std, neg])
+        std, neg_min = stats[0], stats[1]
+        has_negative = bool(neg_min > 0)
+        if self.kind == 'act':
+            if self.auto_sign:
+                self.signed_flag.fill_(1 if has_negative else 0)
+            elif has_negative and not self.signed and self.check_sign:
+                raise NegativeInputError(self._negative_msg(-float(neg_min)))
+        mult = self.init_mult
+        if self.kind == 'act' and not self.signed:
+            mult = mult / math.sqrt(1 - 2 / math.pi)
+        s = mult * std
+        if not torch.isfinite(s) or s <= 0:
+            s = torch.ones_like(s)  # constant input (e.g. all zeros): any s is exact
+        self.scale.data.fill_(float(s))
+        self.initialized.fill_(1)
+
+    def _check_non_negative(self, x):
+        m = x.detach().min()
+        if m < 0:
+            raise NegativeInputError(self._negative_msg(float(m)))
+
+    def _negative_msg(self, m):
+        return (f'Unsigned activation quantizer `{self.name}` received a negative input '
+                f'(min {m:.4g}); it would be clipped to 0 silently. Put a ReLU before this '
+                'layer, or give it a signed activation quantizer via the quantization '
+                "policy key `quant_cfg.signed_act` (module-name patterns) or "
+                "`quant_cfg.act_signed='auto'`.")
+
+    # ---- checkpoints --------------------------------------------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict,
+                              missing_keys, unexpected_keys, error_msgs):
+        # An FP checkpoint has no quantizer entries: those scales are initialised from
+        # data on the first training batch, so they are not "missing".
+        own = [prefix + k for k in ('scale', 'initialized', 'signed_flag')]
+        absent = [k for k in own if k not in state_dict]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
+        if len(absent) == len(own):
+            for k in absent:
+                if k in missing_keys:
+                    missing_keys.remove(k)
+
+    def extra_repr(self):
+        alpha, beta, gamma = self.qrange
+        return (f'{self.kind}, bits={self.bits}, signed={"auto" if self.auto_sign and not self.initialized else self.signed}, '
+                f'range=[{alpha}, {beta}]/{gamma}, learn_scale={self.scale.requires_grad}')

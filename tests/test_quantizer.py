@@ -1,0 +1,139 @@
+"""Quantizer (Eq. 13) against hand-computed levels and closed-form gradients."""
+import math
+
+import pytest
+import torch
+
+from mmtrs.quant import NegativeInputError, Quantizer, check_bits, quant_range
+
+
+def make_q(bits, kind='weight', signed=None, s=1.0, learn=True):
+    q = Quantizer(bits, kind, signed=signed, learn_scale=learn, check_sign=True, name='q')
+    q.scale.data.fill_(s)
+    q.initialized.fill_(1)
+    if kind == 'act' and signed is not None and signed != 'auto':
+        q.signed_flag.fill_(int(signed))
+    return q
+
+
+@pytest.mark.parametrize('bits,signed,expected', [
+    (4, True, (-8, 7, 8)), (3, True, (-4, 3, 4)), (2, True, (-2, 1, 2)),
+    (4, False, (0, 15, 16)), (3, False, (0, 7, 8)), (2, False, (0, 3, 4)),
+    (8, True, (-128, 127, 128)), (1, True, (-1, 1, 1)), (1, False, (0, 1, 1))])
+def test_ranges_match_paper_table(bits, signed, expected):
+    assert quant_range(bits, signed) == expected
+
+
+# (bits, kind, signed, s, inputs, hand-computed levels)
+CASES = [
+    # 4-bit weight: gamma x / s = 8x; clip to [-8, 7]
+    (4, 'weight', None, 1.0, [-2, -1, -0.56, -0.06, 0.0, 0.06, 0.07, 0.5, 0.87, 0.95],
+     [-8, -8, -4, 0, 0, 0, 1, 4, 7, 7]),
+    # 3-bit weight, s = 2: 4x/2 = 2x; clip to [-4, 3]
+    (3, 'weight', None, 2.0, [-3, -1.1, 0.3, 0.9, 1.2, 5], [-4, -2, 1, 2, 2, 3]),
+    # 2-bit weight: 2x; clip to [-2, 1]
+    (2, 'weight', None, 1.0, [-1.5, -0.3, 0.2, 0.3, 0.9], [-2, -1, 0, 1, 1]),
+    # 4-bit unsigned activation: 16x; clip to [0, 15]
+    (4, 'act', False, 1.0, [0, 0.01, 0.1, 0.5, 0.97, 2], [0, 0, 2, 8, 15, 15]),
+    # 3-bit signed activation, s = 0.5: 4x/0.5 = 8x; clip to [-4, 3]
+    (3, 'act', True, 0.5, [-1, -0.2, 0.1, 0.3, 0.6], [-4, -2, 1, 2, 3]),
+    # binary weight: sign(clip(x/s, -1, 1)), sign(0) = +1
+    (1, 'weight', None, 1.0, [-0.3, 0.0, 0.2, 5], [-1, 1, 1, 1]),
+    # binary activation: round(clip(x/s, 0, 1))
+    (1, 'act', False, 1.0, [0, 0.4, 0.6, 3], [0, 0, 1, 1]),
+]
+
+
+@pytest.mark.parametrize('bits,kind,signed,s,x,levels', CASES)
+def test_levels_and_output_by_hand(bits, kind, signed, s, x, levels):
+    q = make_q(bits, kind, signed, s)
+    x = torch.tensor(x)
+    lv = torch.tensor(levels, dtype=torch.float32)
+    assert torch.equal(q.discretize(x), lv)
+    gamma = quant_range(bits, q.signed)[2]
+    assert torch.allclose(q(x), lv / gamma)  # x_q = x_d / gamma
+
+
+@pytest.mark.parametrize('bits,kind,signed,s,x,levels', CASES)
+def test_ste_and_lsq_gradients_closed_form(bits, kind, signed, s, x, levels):
+    q = make_q(bits, kind, signed, s)
+    alpha, beta, gamma = quant_range(bits, q.signed)
+    x = torch.tensor(x, requires_grad=True)
+    c = torch.linspace(0.5, 2.0, x.numel())  # arbitrary upstream gradient
+    (q(x) * c).sum().backward()
+    v = gamma * x.detach() / s
+    inside = ((v >= alpha) & (v <= beta)).float()
+    # STE: d x_q / d x = 1/s inside the clipping range, 0 outside
+    assert torch.allclose(x.grad, c * inside / s)
+    # LSQ: d x_q / d s = -x / s^2 inside, 0 outside, times 1/sqrt(N * beta)
+    n = x.numel() if kind == 'weight' else x[0].numel()
+    expected = (c * inside * (-x.detach() / s ** 2)).sum() / math.sqrt(n * beta)
+    assert torch.allclose(q.scale.grad, expected)
+
+
+def test_denormalized_output_gives_lsq_scale_gradient():
+    """With h = s (Eq. 3), d(s*x_q)/ds is LSQ's (round(v) - v)/gamma inside the range
+    and alpha/gamma or beta/gamma where clipped, all times LSQ's gradient scale."""
+    q = make_q(4, 'weight', s=1.0)
+    x = torch.tensor([-2.0, -0.3, 0.11, 0.52, 3.0])
+    (q(x) * q.denorm_scale()).sum().backward()
+    v = 8 * x
+    inner = torch.where(v < -8, torch.tensor(-8.0), torch.where(
+        v > 7, torch.tensor(7.0), v.round() - v)) / 8
+    assert torch.allclose(q.scale.grad, inner.sum() / math.sqrt(5 * 7))
+
+
+def test_frozen_scale_gets_no_gradient():
+    q = make_q(4, 'weight', learn=False)
+    x = torch.randn(10, requires_grad=True)
+    q(x).sum().backward()
+    assert q.scale.grad is None and x.grad is not None
+
+
+def test_scale_init_from_first_batch():
+    torch.manual_seed(0)
+    w = torch.randn(1000) * 0.2
+    qw = Quantizer(4, 'weight')
+    qw.train()
+    qw(w)
+    assert math.isclose(float(qw.scale), 3 * float(w.std()), rel_tol=1e-5)
+    a = torch.relu(torch.randn(4, 1000))
+    qa = Quantizer(4, 'act', signed=False)
+    qa.train()
+    qa(a)
+    assert math.isclose(float(qa.scale), 3 * float(a.std()) / math.sqrt(1 - 2 / math.pi),
+                        rel_tol=1e-5)
+    assert qa.is_initialized and not qa.signed
+
+
+def test_auto_sign_decided_on_first_batch_and_kept():
+    qa = Quantizer(4, 'act', signed='auto')
+    qa.train()
+    qa(torch.randn(2, 100))
+    assert qa.signed and quant_range(4, True) == qa.qrange
+    qb = Quantizer(4, 'act', signed='auto')
+    qb.train()
+    qb(torch.rand(2, 100))
+    assert not qb.signed
+    with pytest.raises(NegativeInputError, match='Unsigned activation quantizer'):
+        qb(-torch.rand(2, 100))
+
+
+def test_unsigned_quantizer_rejects_negative_input_at_init():
+    qa = Quantizer(4, 'act', signed=False, name='neck.fpn_convs.0.conv.act_quantizer')
+    qa.train()
+    with pytest.raises(NegativeInputError, match='neck.fpn_convs.0.conv'):
+        qa(torch.randn(2, 100))
+
+
+def test_uninitialized_quantizer_refuses_eval():
+    q = Quantizer(4, 'weight', name='backbone.conv1.weight_quantizer')
+    q.eval()
+    with pytest.raises(RuntimeError, match='no scale yet'):
+        q(torch.randn(10))
+
+
+@pytest.mark.parametrize('bits', [0, 9, 4.0, '4', True, None, -1])
+def test_bad_bit_widths(bits):
+    with pytest.raises(ValueError, match='bit-width'):
+        check_bits(bits, 'quant_cfg.w_bits')

@@ -1,0 +1,135 @@
+"""The CPU demo: synthetic COCO -> FP RetinaNet -> W4A4 QAT with SGD and with TR
+scheduling, then a side-by-side COCO AP table.
+
+    python tools/demo.py [--stages fp,w4a4_sgd,w4a4_trs] [--work-dir work_dirs/demo]
+
+Each stage is an ordinary `tools/train.py` run (so its logs, checkpoints and TR scalars
+are where MMEngine puts them); the FP stage is skipped when its checkpoint exists
+(use --force to retrain).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+STAGES = {
+    'fp': 'configs/demo/retinanet_r18_fp_demo.py',
+    'w4a4_sgd': 'configs/demo/retinanet_r18_w4a4_sgd_demo.py',
+    'w4a4_trs': 'configs/demo/retinanet_r18_w4a4_trs_demo.py',
+    'w3a3_sgd': 'configs/demo/retinanet_r18_w3a3_sgd_demo.py',
+    'w3a3_trs': 'configs/demo/retinanet_r18_w3a3_trs_demo.py',
+    'w4a4_trs_auto': 'configs/demo/retinanet_r18_w4a4_trs_auto_demo.py',
+}
+FP_CKPT = 'work_dirs/demo/retinanet_r18_fp_demo.pth'
+METRICS = [('AP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
+           ('AP75', 'coco/bbox_mAP_75'), ('APs', 'coco/bbox_mAP_s'),
+           ('APm', 'coco/bbox_mAP_m'), ('APl', 'coco/bbox_mAP_l')]
+
+
+def read_scalars(work_dir):
+    """All scalar records of the newest run in an MMEngine work dir."""
+    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not runs:
+        return []
+    with open(runs[-1]) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def final_metrics(work_dir):
+    recs = [r for r in read_scalars(work_dir) if 'coco/bbox_mAP' in r]
+    return recs[-1] if recs else None
+
+
+def run_stage(name, cfg, work_dir, seed, extra):
+    cmd = [sys.executable, 'tools/train.py', cfg, '--work-dir', work_dir,
+           '--cfg-options', f'randomness.seed={seed}'] + list(extra)
+    print(f'\n=== [{name}] {" ".join(cmd[1:])}', flush=True)
+    t0 = time.time()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    print(f'=== [{name}] done in {time.time() - t0:.0f}s', flush=True)
+
+
+def format_table(rows):
+    head = f'{"model":<14}' + ''.join(f'{k:>8}' for k, _ in METRICS)
+    lines = [head, '-' * len(head)]
+    for name, m in rows:
+        vals = ''.join(f'{(m.get(key, float("nan")) * 100):>8.2f}' for _, key in METRICS)
+        lines.append(f'{name:<14}{vals}')
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--stages', default='fp,w4a4_sgd,w4a4_trs',
+                        help=f'comma-separated subset of {list(STAGES)}')
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--data', default='data/synthetic_coco')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--force', action='store_true', help='retrain the FP model')
+    parser.add_argument('--cfg-options', nargs='+', default=[],
+                        help='extra --cfg-options passed to every stage')
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    stages = [s.strip() for s in args.stages.split(',') if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f'unknown stage(s) {unknown}; choose from {list(STAGES)}')
+
+    if not osp.isfile(osp.join(args.data, 'annotations', 'instances_val.json')):
+        from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+        print(f'Generating the synthetic COCO dataset in {args.data} ...', flush=True)
+        make_synthetic_coco(args.data)
+    extra = []
+    if args.data != 'data/synthetic_coco':
+        root = args.data.rstrip('/') + '/'
+        extra += [f'train_dataloader.dataset.data_root={root}',
+                  f'val_dataloader.dataset.data_root={root}',
+                  f'test_dataloader.dataset.data_root={root}',
+                  f'val_evaluator.ann_file={root}annotations/instances_val.json',
+                  f'test_evaluator.ann_file={root}annotations/instances_val.json']
+    extra += args.cfg_options
+
+    def stage_extra(more=()):
+        # appended to the stage's single --cfg-options list
+        return extra + list(more)
+
+    rows = []
+    fp_dir = osp.join(args.work_dir, 'fp')
+    if 'fp' in stages or not osp.isfile(FP_CKPT):
+        if args.force or not osp.isfile(FP_CKPT):
+            run_stage('fp', STAGES['fp'], fp_dir, args.seed, stage_extra())
+            with open(osp.join(fp_dir, 'last_checkpoint')) as f:
+                last = f.read().strip()
+            os.makedirs(osp.dirname(FP_CKPT), exist_ok=True)
+            shutil.copyfile(last, FP_CKPT)
+        else:
+            print(f'Reusing the FP checkpoint {FP_CKPT} (--force to retrain)')
+        m = final_metrics(fp_dir)
+        if m is not None:
+            rows.append(('FP', m))
+    for name in stages:
+        if name == 'fp':
+            continue
+        wd = osp.join(args.work_dir, name)
+        run_stage(name, STAGES[name], wd, args.seed, stage_extra([f'load_from={FP_CKPT}']))
+        rows.append((name.replace('_', ' ').upper(), final_metrics(wd) or {}))
+
+    table = format_table(rows)
+    print('\nCOCO bbox AP (%) on the synthetic val set\n' + table)
+    with open(osp.join(args.work_dir, 'demo_results.txt'), 'w') as f:
+        f.write(table + '\n')
+    print(f'\nTR curves: python tools/plot_tr.py '
+          + ' '.join(osp.join(args.work_dir, s) for s in stages if s != 'fp'))
+
+
+if __name__ == '__main__':
+    main()
