@@ -26,16 +26,18 @@ echo "[install] setting up $VENV"
 [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
 VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install --disable-pip-version-check -q)
+# This machine's pip config lists local indexes that may be empty; their warnings are noise.
+exec 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
 # torch first and pinned, so nothing later resolves a (multi-GB) CUDA build.
 "${PIP[@]}" "torch==2.13.0"
-# mmcv's setup.py needs an old setuptools (pkg_resources API) and must see torch:
-# no build isolation, or pip would fetch a fresh torch into the build env.
-"${PIP[@]}" "setuptools<70" wheel
 if ! "$VPY" -c "import mmcv, mmcv.ops" 2>/dev/null; then
   mkdir -p "$WHEEL_CACHE"
   if ! ls "$WHEEL_CACHE"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     echo "[install] building mmcv 2.1.0 with ops (one-off, ~9 min on 2 cores); cached in $WHEEL_CACHE"
+    # mmcv's setup.py needs an old setuptools and must see torch: no build isolation,
+    # or pip would fetch a fresh (CUDA) torch into the build env.
+    "${PIP[@]}" "setuptools<70" wheel
     "${PIP[@]}" "mmengine==0.10.7" ninja
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" "$VPY" -m pip wheel --disable-pip-version-check -q \
       --no-build-isolation --no-deps -w "$WHEEL_CACHE" "mmcv==2.1.0"
