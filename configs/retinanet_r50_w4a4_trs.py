@@ -5,11 +5,20 @@
 # is ~1e-4 per step (METHOD.md calibration), so R^0 is measured ('auto') over the first
 # 1000 steps under the ordinary LR and eta = U^0 / (R^0 * 1000). To use fixed values set
 # optim_wrapper.init_target / eta.
-_base_ = ['./retinanet_r50_w4a4_sgd.py', './_base_/quant/trs_sgd.py']
+_base_ = ['./retinanet_r50_w4a4_sgd.py']
 
 model = dict(quant_cfg=dict(learn_weight_scale=False))
-optim_wrapper = dict(init_talr=None, eta='auto', init_target='auto',
-                     auto_target_iters=1000, eta_adapt_iters=1000, bias_correction=True)
+optim_wrapper = dict(
+    type='TRSOptimWrapper',
+    constructor='TRSOptimWrapperConstructor',  # gives quantized weights their own groups
+    tr_momentum=0.99,       # m of Eq. 10 (paper)
+    init_talr=None,         # U^0 = optimizer lr (0.01)
+    eta='auto',             # U^0 / (R^0 * eta_adapt_iters)
+    init_target='auto',     # R^0 measured under the ordinary LR
+    auto_target_iters=1000,
+    eta_adapt_iters=1000,
+    per_layer=False,
+    bias_correction=True)
 max_iters = 90000
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
