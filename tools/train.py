@@ -75,6 +75,26 @@ def build_cfg(args):
     return cfg
 
 
+def setup_cpu_distributed(cfg):
+    """torchrun on a machine without CUDA: gloo process group and a CPU DDP wrapper.
+
+    MMEngine's pytorch launcher assumes a GPU per process (torch.cuda.set_device, DDP
+    device_ids=[local_rank]); it skips its own init when a process group exists, and
+    DDP on CPU needs device_ids=None.
+    """
+    import torch
+    import torch.distributed as torch_dist
+    if cfg.launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper.update(device_ids=None)
+    wrapper.setdefault('broadcast_buffers', False)
+    wrapper.setdefault('find_unused_parameters', cfg.get('find_unused_parameters', False))
+    cfg.model_wrapper_cfg = wrapper
+
+
 def main(argv=None):
     args = parse_args(argv)
     import mmtrs  # noqa: F401  (registers mmtrs modules)
@@ -83,6 +103,7 @@ def main(argv=None):
     from mmengine.runner import Runner
     setup_cache_size_limit_of_dynamo()
     cfg = build_cfg(args)
+    setup_cpu_distributed(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

@@ -1,0 +1,121 @@
+"""End to end, as a user runs it: tools/train.py -> COCO AP -> W4A4 TRS -> resume ->
+tools/test.py -> tools/plot_tr.py, on a generated COCO-format dataset."""
+import glob
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+from conftest import data_options, run_tool
+
+FP_CFG = 'configs/demo/retinanet_r18_fp_demo.py'
+TRS_CFG = 'configs/demo/retinanet_r18_w4a4_trs_demo.py'
+SGD_CFG = 'configs/demo/retinanet_r18_w4a4_sgd_demo.py'
+
+
+def scalars(work_dir):
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    assert files, f'no scalars in {work_dir}'
+    with open(files[-1]) as f:
+        return [json.loads(line) for line in f]
+
+
+def short_run(iters, ckpt_interval):
+    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            f'default_hooks.checkpoint.interval={ckpt_interval}',
+            'default_hooks.checkpoint.max_keep_ckpts=5', 'default_hooks.logger.interval=1',
+            'randomness.seed=0', 'randomness.deterministic=True']
+
+
+@pytest.fixture(scope='module')
+def fp_ckpt(tiny_coco, tmp_path_factory):
+    wd = str(tmp_path_factory.mktemp('fp'))
+    run_tool(['tools/train.py', FP_CFG, '--work-dir', wd, '--cfg-options',
+              *data_options(tiny_coco), *short_run(8, 8)])
+    recs = [r for r in scalars(wd) if 'coco/bbox_mAP' in r]
+    assert recs, 'the FP run did not evaluate with CocoMetric'
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s',
+                'coco/bbox_mAP_m', 'coco/bbox_mAP_l'):
+        assert key in recs[-1]
+    return osp.join(wd, 'iter_8.pth')
+
+
+@pytest.fixture(scope='module')
+def trs_run(tiny_coco, fp_ckpt, tmp_path_factory):
+    wd = str(tmp_path_factory.mktemp('trs'))
+    run_tool(['tools/train.py', TRS_CFG, '--work-dir', wd, '--cfg-options',
+              *data_options(tiny_coco), *short_run(6, 3), f'load_from={fp_ckpt}',
+              'optim_wrapper.init_target=0.01', 'optim_wrapper.eta=0.05',
+              'train_cfg.max_iters=6', 'param_scheduler.0.T_max=6', 'param_scheduler.0.end=6',
+              'param_scheduler.1.T_max=6', 'param_scheduler.1.end=6'])
+    return wd
+
+
+def test_trs_run_logs_tr_scalars_and_coco_ap(trs_run):
+    recs = scalars(trs_run)
+    train = [r for r in recs if 'tr/talr' in r]
+    assert len(train) >= 5
+    for key in ('tr/rate', 'tr/running_rate', 'tr/talr', 'tr/target', 'lr'):
+        assert key in train[-1], key
+    assert all(r['tr/talr'] >= 0 for r in train)
+    # cosine-scheduled target: decreasing from 0.01
+    targets = [r['tr/target'] for r in train]
+    assert targets[0] == pytest.approx(0.01, rel=0.3) and targets[-1] < targets[0]
+    assert any('coco/bbox_mAP' in r for r in recs)
+
+
+def test_resume_continues_exactly(tiny_coco, fp_ckpt, trs_run, tmp_path):
+    """Resuming from the mid-run checkpoint (iter 3) ends bit-identical to the
+    uninterrupted run: weights, quantizer scales, momenta and TR state."""
+    wd = str(tmp_path / 'resumed')
+    run_tool(['tools/train.py', TRS_CFG, '--work-dir', wd,
+              '--resume', osp.join(trs_run, 'iter_3.pth'), '--cfg-options',
+              *data_options(tiny_coco), *short_run(6, 3),
+              'optim_wrapper.init_target=0.01', 'optim_wrapper.eta=0.05',
+              'param_scheduler.0.T_max=6', 'param_scheduler.0.end=6',
+              'param_scheduler.1.T_max=6', 'param_scheduler.1.end=6'])
+    a = torch.load(osp.join(trs_run, 'iter_6.pth'), map_location='cpu')
+    b = torch.load(osp.join(wd, 'iter_6.pth'), map_location='cpu')
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for k, v in a['state_dict'].items():
+        assert torch.equal(v, b['state_dict'][k]), k
+    ta, tb = a['optimizer']['trs'], b['optimizer']['trs']
+    for key in ('K', 'U', 'k'):
+        assert torch.equal(ta[key], tb[key]), key
+    assert ta['steps'] == tb['steps'] == 6
+    for x, y in zip(ta['prev_levels'], tb['prev_levels']):
+        assert torch.equal(x, y)
+    for sa, sb in zip(a['optimizer']['state'].values(), b['optimizer']['state'].values()):
+        assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer'])
+
+
+def test_test_tool_reproduces_val_ap(tiny_coco, trs_run, tmp_path):
+    proc = run_tool(['tools/test.py', TRS_CFG, osp.join(trs_run, 'iter_6.pth'),
+                     '--work-dir', str(tmp_path), '--cfg-options',
+                     *data_options(tiny_coco)])
+    val = [r for r in scalars(trs_run) if 'coco/bbox_mAP' in r][-1]
+    out = proc.stdout + proc.stderr
+    assert f"coco/bbox_mAP: {val['coco/bbox_mAP']:.4f}" in out
+
+
+def test_sgd_run_measures_tr_and_plot(tiny_coco, fp_ckpt, trs_run, tmp_path):
+    wd = str(tmp_path / 'sgd')
+    run_tool(['tools/train.py', SGD_CFG, '--work-dir', wd, '--cfg-options',
+              *data_options(tiny_coco), *short_run(4, 4), f'load_from={fp_ckpt}'])
+    train = [r for r in scalars(wd) if 'tr/rate' in r]
+    assert train and 'tr/talr' not in train[-1]       # measured only, no TALR
+    assert 'tr/transition_dist' in train[0]
+    png = str(tmp_path / 'tr.png')
+    run_tool(['tools/plot_tr.py', trs_run, wd, '--out', png])
+    assert osp.getsize(png) > 10_000
+
+
+def test_missing_dataset_and_checkpoint_fail_early_with_the_key(tiny_coco, tmp_path):
+    proc = run_tool(['tools/train.py', FP_CFG, '--work-dir', str(tmp_path), '--cfg-options',
+                     'train_dataloader.dataset.data_root=/nonexistent/'], check=False)
+    assert proc.returncode != 0
+    assert 'train_dataloader.dataset.ann_file' in proc.stderr
+    proc = run_tool(['tools/train.py', TRS_CFG, '--work-dir', str(tmp_path), '--cfg-options',
+                     *data_options(tiny_coco), 'load_from=/nonexistent/fp.pth'], check=False)
+    assert proc.returncode != 0 and 'load_from' in proc.stderr
