@@ -260,3 +260,25 @@ def test_errors_are_clear():
     state.pop('trs')
     with pytest.raises(RuntimeError, match='load_from'):
         wrapper.load_state_dict(state)
+
+
+def test_running_tr_tracks_a_scheduled_target():
+    """The controller of Eq. 11 makes K follow R: over the second half of a run with a
+    linearly decaying target, mean |K - R| / R stays small and K falls with R."""
+    from mmengine.optim.scheduler import LinearParamScheduler
+    model = tiny_model(seed=1)
+    steps = 400
+    wrapper = build(model, optimizer=dict(type='SGD', lr=0.01, momentum=0.9),
+                    tr_momentum=0.9, init_talr=0.01, eta=2.0, init_target=0.02,
+                    bias_correction=True)
+    sched = LinearParamScheduler(wrapper, param_name='target_tr', start_factor=1.0,
+                                 end_factor=0.25, begin=0, end=steps, by_epoch=False)
+    errs, K = [], []
+    for t in range(steps):
+        wrapper.update_params(loss_fn(model, t))
+        sched.step()
+        K.append(wrapper.running_tr)
+        if t >= steps // 2:
+            errs.append(abs(wrapper.running_tr - wrapper.target_tr) / wrapper.target_tr)
+    assert np.mean(errs) < 0.25, np.mean(errs)
+    assert np.mean(K[-50:]) < 0.8 * np.mean(K[150:200])

@@ -169,18 +169,22 @@ class Quantizer(nn.Module):
     # ---- initialization ---------------------------------------------------------------
     @torch.no_grad()
     def init_from(self, x):
-        """Set s (and the sign mode, if 'auto') from one batch; averaged over ranks."""
+        """Set s (and the sign mode, if 'auto') from one batch.
+
+        Under multi-process training the statistics are those of the union of all
+        ranks' batches (sums are all-reduced), so every rank gets the same s and sign.
+        """
         from mmengine import dist
-        x = x.detach().float()
-        stats = torch.stack([x.std(), -x.min()])
+        x = x.detach().double()
+        moments = torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()),
+                                                                     dtype=torch.float64)])
+        neg_min = -x.min()
         if dist.get_world_size() > 1:
-            # All ranks must agree on s and on signedness (different first batches).
-            std = stats[:1].clone()
-            neg = stats[1:].clone()
-            dist.all_reduce(std, op='mean')
-            dist.all_reduce(neg, op='max')
-            stats = torch.cat([std, neg])
-        std, neg_min = stats[0], stats[1]
+            dist.all_reduce(moments, op='sum')
+            dist.all_reduce(neg_min, op='max')
+        total, total_sq, n = moments
+        # unbiased std, as torch.std
+        std = ((total_sq - total * total / n) / (n - 1).clamp(min=1)).clamp(min=0).sqrt()
         has_negative = bool(neg_min > 0)
         if self.kind == 'act':
             if self.auto_sign:
@@ -190,10 +194,10 @@ class Quantizer(nn.Module):
         mult = self.init_mult
         if self.kind == 'act' and not self.signed:
             mult = mult / math.sqrt(1 - 2 / math.pi)
-        s = mult * std
-        if not torch.isfinite(s) or s <= 0:
-            s = torch.ones_like(s)  # constant input (e.g. all zeros): any s is exact
-        self.scale.data.fill_(float(s))
+        s = float(mult * std)
+        if not math.isfinite(s) or s <= 0:
+            s = 1.0  # constant input (e.g. all zeros): any s represents it exactly
+        self.scale.data.fill_(s)
         self.initialized.fill_(1)
 
     def _check_non_negative(self, x):
