@@ -12,3 +12,4 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     neck=dict(norm_cfg=norm_cfg),
     bbox_head=dict(norm_cfg=norm_cfg))
+custom_hooks = [dict(type='FiniteLossHook')]

@@ -22,4 +22,4 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=10000, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False)
-custom_hooks = [dict(type='TransitionRateHook', interval=500)]
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='TransitionRateHook', interval=500)]

@@ -27,4 +27,4 @@ param_scheduler = [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
          begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
 ]
-custom_hooks = [dict(type='TransitionRateHook', interval=500)]
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='TransitionRateHook', interval=500)]

@@ -44,3 +44,4 @@ vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 randomness = dict(seed=0)
 auto_scale_lr = dict(enable=False, base_batch_size=8)
+custom_hooks = [dict(type='FiniteLossHook')]

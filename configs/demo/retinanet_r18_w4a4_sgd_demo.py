@@ -17,4 +17,4 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=2))
-custom_hooks = [dict(type='TransitionRateHook', interval=50)]
+custom_hooks = [dict(type='FiniteLossHook'), dict(type='TransitionRateHook', interval=50)]

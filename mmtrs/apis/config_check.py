@@ -1,5 +1,6 @@
 """Fail before a run starts on mistakes that would otherwise surface late or obscurely."""
 import os.path as osp
+import zipfile
 
 
 class ConfigError(ValueError):
@@ -52,9 +53,16 @@ def check_config(cfg, training=True):
             if not osp.isfile(ev['ann_file']) and '://' not in ev['ann_file']:
                 raise ConfigError(f'{key}.ann_file: file {ev["ann_file"]!r} does not exist.')
     load_from = cfg.get('load_from')
-    if load_from and '://' not in load_from and not osp.isfile(load_from):
-        what = 'checkpoint to resume from' if cfg.get('resume') else 'load_from'
-        raise ConfigError(
-            f'{what}: checkpoint file {load_from!r} does not exist. Quantized configs start '
-            'from a trained FP checkpoint: train the FP config first (the demo does this), '
-            'or set --cfg-options load_from=PATH.')
+    if load_from and '://' not in load_from:
+        what = '--resume checkpoint' if cfg.get('resume') else 'load_from'
+        if not osp.isfile(load_from):
+            raise ConfigError(
+                f'{what}: checkpoint file {load_from!r} does not exist. Quantized configs '
+                'start from a trained FP checkpoint: train the FP config first (the demo '
+                'does this), or set --cfg-options load_from=PATH.')
+        if not zipfile.is_zipfile(load_from):
+            # torch.save has written zip archives since torch 1.6; anything else here is
+            # truncated, corrupt or not a checkpoint at all.
+            raise ConfigError(
+                f'{what}: {load_from!r} is not a readable PyTorch checkpoint (truncated or '
+                'corrupt file?). Point load_from at an intact .pth file.')

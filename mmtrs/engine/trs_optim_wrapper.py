@@ -341,6 +341,13 @@ class TRSOptimWrapperConstructor(DefaultOptimWrapperConstructor):
     param schedulers are built."""
 
     def __call__(self, model):
+        from mmengine.registry import OPTIMIZERS
+        opt_type = self.optimizer_cfg.get('type')
+        if isinstance(opt_type, str) and OPTIMIZERS.get(opt_type) is None:
+            # MMEngine would fail later with "None is not a callable object".
+            raise KeyError(
+                f'optim_wrapper.optimizer.type={opt_type!r} is not a registered optimizer; '
+                "use a torch optimizer name such as 'SGD', 'Adam' or 'AdamW'.")
         optim_wrapper = super().__call__(model)
         if isinstance(optim_wrapper, TransitionRateSchedulingMixin):
             optim_wrapper.bind_model(model)
