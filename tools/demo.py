@@ -26,7 +26,7 @@ STAGES = {
     'w4a4_trs': 'configs/demo/retinanet_r18_w4a4_trs_demo.py',
     'w3a3_sgd': 'configs/demo/retinanet_r18_w3a3_sgd_demo.py',
     'w3a3_trs': 'configs/demo/retinanet_r18_w3a3_trs_demo.py',
-    'w4a4_trs_auto': 'configs/demo/retinanet_r18_w4a4_trs_auto_demo.py',
+    'w4a4_trs_fixed': 'configs/demo/retinanet_r18_w4a4_trs_fixed_demo.py',
 }
 FP_CKPT = 'work_dirs/demo/retinanet_r18_fp_demo.pth'
 METRICS = [('AP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
@@ -113,9 +113,9 @@ def main():
             shutil.copyfile(last, FP_CKPT)
         else:
             print(f'Reusing the FP checkpoint {FP_CKPT} (--force to retrain)')
-        m = final_metrics(fp_dir)
-        if m is not None:
-            rows.append(('FP', m))
+    m = final_metrics(fp_dir)
+    if m is not None:
+        rows.append(('FP', m))
     for name in stages:
         if name == 'fp':
             continue

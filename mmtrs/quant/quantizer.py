@@ -38,12 +38,15 @@ def quant_range(bits, signed):
 class _QuantizeFn(torch.autograd.Function):
     """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
 
-    A fused Function keeps one saved tensor (the input, usually already kept alive by
-    the preceding ReLU) instead of the chain of intermediates that clamp/round would save.
+    Saves only the input (usually kept alive by the preceding ReLU anyway) and recomputes
+    the clipping mask in backward with as few passes as possible: this node runs on
+    every activation of the network, so its cost is most of the QAT overhead.
+    `low_clip=False` skips the lower bound test where the input is known to be >= 0
+    (unsigned activations whose sign is checked on the forward pass).
     """
 
     @staticmethod
-    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor):
+    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip=True):
         v = x * (gamma / s)
         v = v.clamp_(alpha, beta)
         if use_sign:  # binary weights: sign, with sign(0) := +1 so levels stay in {-1, 1}
@@ -51,24 +54,27 @@ class _QuantizeFn(torch.autograd.Function):
         else:
             d = v.round_()
         ctx.save_for_backward(x, s)
-        ctx.consts = (alpha, beta, gamma, grad_factor)
+        ctx.consts = (alpha, beta, gamma, grad_factor, low_clip)
         return d.div_(gamma)
 
     @staticmethod
     def backward(ctx, grad):
         x, s = ctx.saved_tensors
-        alpha, beta, gamma, grad_factor = ctx.consts
+        alpha, beta, gamma, grad_factor, low_clip = ctx.consts
         v = x * (gamma / s)
-        inside = (v >= alpha) & (v <= beta)
+        outside = v > beta
+        if low_clip:
+            outside |= v < alpha
         grad_x = grad_s = None
         if ctx.needs_input_grad[0]:
             # STE: d x_q / d x = 1/s inside the clipping range, 0 outside.
-            grad_x = (grad / s) * inside
+            grad_x = (grad / s).masked_fill_(outside, 0)
         if ctx.needs_input_grad[1]:
             # d x_q / d s = -x / s^2 = -v / (gamma s) inside, 0 where clipped (x_q constant).
-            grad_s = -(grad * v * inside).sum() / (gamma * s) * grad_factor
-            grad_s = grad_s.reshape(s.shape)
-        return grad_x, grad_s, None, None, None, None, None
+            v.masked_fill_(outside, 0)
+            dot = torch.dot(grad.reshape(-1), v.reshape(-1))
+            grad_s = (-dot / (gamma * s) * grad_factor).reshape(s.shape)
+        return grad_x, grad_s, None, None, None, None, None, None
 
 
 class Quantizer(nn.Module):
@@ -154,8 +160,9 @@ class Quantizer(nn.Module):
         # LSQ gradient scale: N = number of weights, or features per example.
         n = x.numel() if self.kind == 'weight' else x[0].numel()
         self._grad_factor = 1.0 / math.sqrt(n * beta)
+        low_clip = alpha < 0 or not self.check_sign  # unsigned + checked: x >= 0 known
         return _QuantizeFn.apply(x, self.scale, alpha, beta, gamma, self.use_sign,
-                                 self._grad_factor)
+                                 self._grad_factor, low_clip)
 
     def denorm_scale(self):
         """s for the de-normalization h (Eq. 3), carrying the same LSQ gradient scale
