@@ -1,58 +1,11 @@
 """End to end, as a user runs it: tools/train.py -> COCO AP -> W4A4 TRS -> resume ->
 tools/test.py -> tools/plot_tr.py, on a generated COCO-format dataset."""
-import glob
-import json
 import os.path as osp
 
 import pytest
 import torch
 
-from conftest import data_options, run_tool
-
-FP_CFG = 'configs/demo/retinanet_r18_fp_demo.py'
-TRS_CFG = 'configs/demo/retinanet_r18_w4a4_trs_demo.py'
-SGD_CFG = 'configs/demo/retinanet_r18_w4a4_sgd_demo.py'
-
-
-def scalars(work_dir):
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    assert files, f'no scalars in {work_dir}'
-    with open(files[-1]) as f:
-        return [json.loads(line) for line in f]
-
-
-def short_run(iters, ckpt_interval):
-    return [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-            f'default_hooks.checkpoint.interval={ckpt_interval}',
-            'default_hooks.checkpoint.max_keep_ckpts=5', 'default_hooks.logger.interval=1',
-            'randomness.seed=0', 'randomness.deterministic=True',
-            # a few iterations do not lift scores above 0.05: keep every detection so
-            # CocoMetric has something to score
-            'model.test_cfg.score_thr=0.0']
-
-
-@pytest.fixture(scope='module')
-def fp_ckpt(tiny_coco, tmp_path_factory):
-    wd = str(tmp_path_factory.mktemp('fp'))
-    run_tool(['tools/train.py', FP_CFG, '--work-dir', wd, '--cfg-options',
-              *data_options(tiny_coco), *short_run(8, 8)])
-    recs = [r for r in scalars(wd) if 'coco/bbox_mAP' in r]
-    assert recs, 'the FP run did not evaluate with CocoMetric'
-    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/bbox_mAP_75', 'coco/bbox_mAP_s',
-                'coco/bbox_mAP_m', 'coco/bbox_mAP_l'):
-        assert key in recs[-1]
-    return osp.join(wd, 'iter_8.pth')
-
-
-@pytest.fixture(scope='module')
-def trs_run(tiny_coco, fp_ckpt, tmp_path_factory):
-    wd = str(tmp_path_factory.mktemp('trs'))
-    run_tool(['tools/train.py', TRS_CFG, '--work-dir', wd, '--cfg-options',
-              *data_options(tiny_coco), *short_run(6, 3), f'load_from={fp_ckpt}',
-              'optim_wrapper.init_target=0.01', 'optim_wrapper.eta=0.05',
-              'train_cfg.max_iters=6', 'param_scheduler.0.T_max=6', 'param_scheduler.0.end=6',
-              'param_scheduler.1.T_max=6', 'param_scheduler.1.end=6'])
-    return wd
+from conftest import FP_CFG, SGD_CFG, TRS_CFG, TRS_OPTS, data_options, run_tool, scalars, short_run
 
 
 def test_trs_run_logs_tr_scalars_and_coco_ap(trs_run):
@@ -75,9 +28,7 @@ def test_resume_continues_exactly(tiny_coco, fp_ckpt, trs_run, tmp_path):
     run_tool(['tools/train.py', TRS_CFG, '--work-dir', wd,
               '--resume', osp.join(trs_run, 'iter_3.pth'), '--cfg-options',
               *data_options(tiny_coco), *short_run(6, 3),
-              'optim_wrapper.init_target=0.01', 'optim_wrapper.eta=0.05',
-              'param_scheduler.0.T_max=6', 'param_scheduler.0.end=6',
-              'param_scheduler.1.T_max=6', 'param_scheduler.1.end=6'])
+              *TRS_OPTS])
     a = torch.load(osp.join(trs_run, 'iter_6.pth'), map_location='cpu')
     b = torch.load(osp.join(wd, 'iter_6.pth'), map_location='cpu')
     assert a['state_dict'].keys() == b['state_dict'].keys()

@@ -1,4 +1,5 @@
 """TransitionRateHook: logs the TR scheduling scalars (paper Fig. 3) through MessageHub."""
+import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
@@ -25,12 +26,17 @@ class TransitionRateHook(Hook):
         momentum (float): m for the plain-optimizer measurement (Eq. 10).
         per_layer (bool): also log per-layer k (plain) or K and U (TRS) as
             `tr/layer/<name>/...`.
+        check_ranks (bool): in multi-process runs, every `interval` iterations check
+            that all ranks hold the same k, K, U and quantized weights (DDP keeps them
+            equal; a divergence would silently void TR scheduling), else raise.
     """
 
     priority = 'BELOW_NORMAL'  # after the optimizer step, before LoggerHook
 
-    def __init__(self, interval=50, near=0.05, momentum=0.99, per_layer=False):
+    def __init__(self, interval=50, near=0.05, momentum=0.99, per_layer=False,
+                 check_ranks=True):
         self.interval = interval
+        self.check_ranks = check_ranks
         self.near = near
         self.momentum = momentum
         self.per_layer = per_layer
@@ -73,6 +79,32 @@ class TransitionRateHook(Hook):
                     for name, c, n in zip(self._counter.names, changed, numels):
                         hub.update_scalar(f'train/tr/layer/{name}/rate', float(c / n))
         if self.every_n_train_iters(runner, self.interval) or runner.iter == 0:
+            if self.check_ranks:
+                self._check_ranks_agree(runner)
             dist, near = self._counter.transition_distance(self.near)
             hub.update_scalar('train/tr/transition_dist', dist)
             hub.update_scalar('train/tr/near_transition', near)
+
+    @torch.no_grad()
+    def _check_ranks_agree(self, runner):
+        from mmengine import dist
+        if dist.get_world_size() < 2:
+            return
+        if self._trs is not None:
+            state = [self._trs.transition_rate, self._trs.running_tr, self._trs.talr]
+        else:
+            state = [self._k, self._K, 0.0]
+        state += [float(m.weight.double().sum()) for m in self._counter.layers]
+        mine = torch.tensor(state, dtype=torch.float64).nan_to_num(-1.0)
+        gathered = dist.all_gather(mine)
+        for rank, other in enumerate(gathered):
+            if not torch.equal(other, gathered[0]):
+                raise RuntimeError(
+                    f'TR state or quantized weights differ between rank 0 and rank {rank} '
+                    f'at iteration {runner.iter + 1}: {gathered[0][:3].tolist()} vs '
+                    f'{other[:3].tolist()}. Multi-process training must keep them equal.')
+        if not getattr(self, '_ranks_agreed', False):
+            runner.logger.info(f'TransitionRateHook: all {len(gathered)} ranks hold the same '
+                               'TR state and quantized weights (checked every '
+                               f'{self.interval} iterations)')
+            self._ranks_agreed = True
