@@ -73,3 +73,21 @@ def test_missing_dataset_and_checkpoint_fail_early_with_the_key(tiny_coco, tmp_p
     proc = run_tool(['tools/train.py', TRS_CFG, '--work-dir', str(tmp_path), '--cfg-options',
                      *data_options(tiny_coco), 'load_from=/nonexistent/fp.pth'], check=False)
     assert proc.returncode != 0 and 'load_from' in proc.stderr
+
+
+def _ap(proc):
+    line = [ln for ln in (proc.stdout + proc.stderr).splitlines()
+            if 'bbox_mAP_copypaste' in ln][-1]
+    return [float(v) for v in line.split('bbox_mAP_copypaste:')[1].split()]
+
+
+def test_w8a8_right_after_conversion_keeps_fp_ap(tiny_coco, fp_ckpt, tmp_path):
+    """tools/test.py --calibrate: an FP checkpoint evaluated under the W8A8 config."""
+    opts = ['--cfg-options', *data_options(tiny_coco), 'model.test_cfg.score_thr=0.0']
+    fp = _ap(run_tool(['tools/test.py', FP_CFG, fp_ckpt, '--work-dir',
+                       str(tmp_path / 'fp'), *opts]))
+    w8 = run_tool(['tools/test.py', 'configs/demo/retinanet_r18_w8a8_demo.py', fp_ckpt,
+                   '--calibrate', '1', '--work-dir', str(tmp_path / 'w8'), *opts])
+    assert 'quantizer scales set from 1 training batch' in w8.stdout + w8.stderr
+    w8 = _ap(w8)
+    assert abs(w8[0] - fp[0]) <= 0.01 and abs(w8[1] - fp[1]) <= 0.01, (fp, w8)

@@ -22,6 +22,7 @@ sys.path.insert(0, ROOT)
 
 STAGES = {
     'fp': 'configs/demo/retinanet_r18_fp_demo.py',
+    'w8a8': 'configs/demo/retinanet_r18_w8a8_demo.py',  # evaluation only
     'w4a4_sgd': 'configs/demo/retinanet_r18_w4a4_sgd_demo.py',
     'w4a4_trs': 'configs/demo/retinanet_r18_w4a4_trs_demo.py',
     'w3a3_sgd': 'configs/demo/retinanet_r18_w3a3_sgd_demo.py',
@@ -57,19 +58,30 @@ def run_stage(name, cfg, work_dir, seed, extra):
     print(f'=== [{name}] done in {time.time() - t0:.0f}s', flush=True)
 
 
+def eval_w8a8(extra):
+    """The FP checkpoint under W8A8 right after conversion (scales from 1 batch)."""
+    cmd = [sys.executable, 'tools/test.py', STAGES['w8a8'], FP_CKPT, '--calibrate', '1',
+           '--work-dir', 'work_dirs/demo/w8a8'] + (['--cfg-options'] + extra if extra else [])
+    print(f'\n=== [w8a8] {" ".join(cmd[1:])}', flush=True)
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+    line = [ln for ln in (out.stdout + out.stderr).splitlines() if 'bbox_mAP_copypaste' in ln]
+    vals = [float(v) for v in line[-1].split('bbox_mAP_copypaste:')[1].split()]
+    return {key: v for (_, key), v in zip(METRICS, vals)}
+
+
 def format_table(rows):
-    head = f'{"model":<14}' + ''.join(f'{k:>8}' for k, _ in METRICS)
+    head = f'{"model":<16}' + ''.join(f'{k:>8}' for k, _ in METRICS)
     lines = [head, '-' * len(head)]
     for name, m in rows:
         vals = ''.join(f'{(m.get(key, float("nan")) * 100):>8.2f}' for _, key in METRICS)
-        lines.append(f'{name:<14}{vals}')
+        lines.append(f'{name:<16}{vals}')
     return '\n'.join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--stages', default='fp,w4a4_sgd,w4a4_trs',
+    parser.add_argument('--stages', default='fp,w8a8,w4a4_sgd,w4a4_trs',
                         help=f'comma-separated subset of {list(STAGES)}')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data', default='data/synthetic_coco')
@@ -116,8 +128,10 @@ def main():
     m = final_metrics(fp_dir)
     if m is not None:
         rows.append(('FP', m))
+    if 'w8a8' in stages:
+        rows.append(('W8A8 (no QAT)', eval_w8a8(stage_extra())))
     for name in stages:
-        if name == 'fp':
+        if name in ('fp', 'w8a8'):
             continue
         wd = osp.join(args.work_dir, name)
         run_stage(name, STAGES[name], wd, args.seed, stage_extra([f'load_from={FP_CKPT}']))
@@ -128,7 +142,7 @@ def main():
     with open(osp.join(args.work_dir, 'demo_results.txt'), 'w') as f:
         f.write(table + '\n')
     print(f'\nTR curves: python tools/plot_tr.py '
-          + ' '.join(osp.join(args.work_dir, s) for s in stages if s != 'fp'))
+          + ' '.join(osp.join(args.work_dir, s) for s in stages if s not in ('fp', 'w8a8')))
 
 
 if __name__ == '__main__':

@@ -20,6 +20,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the directory to save the evaluation metrics')
     parser.add_argument('--out', type=str,
                         help='dump predictions to a pickle file for offline evaluation')
+    parser.add_argument('--calibrate', type=int, default=0, metavar='N',
+                        help='set missing quantizer scales from N training batches '
+                        'first (to evaluate an FP checkpoint under a quantized config)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override settings in the config, key=value format')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -47,6 +50,9 @@ def main(argv=None):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.calibrate:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+            dict(type='QuantizerCalibrationHook', num_batches=args.calibrate)]
     check_config(cfg, training=False)
     runner = Runner.from_cfg(cfg)
     if args.out is not None:

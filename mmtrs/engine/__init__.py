@@ -1,9 +1,10 @@
+from .calibration_hook import QuantizerCalibrationHook
 from .finite_loss_hook import FiniteLossHook
 from .transition_counter import TransitionCounter
 from .transition_rate_hook import TransitionRateHook
 from .trs_optim_wrapper import (AmpTRSOptimWrapper, TransitionRateSchedulingMixin,
                                 TRSOptimWrapper, TRSOptimWrapperConstructor)
 
-__all__ = ['FiniteLossHook', 'TransitionCounter', 'TransitionRateHook', 'TRSOptimWrapper',
+__all__ = ['QuantizerCalibrationHook', 'FiniteLossHook', 'TransitionCounter', 'TransitionRateHook', 'TRSOptimWrapper',
            'AmpTRSOptimWrapper', 'TRSOptimWrapperConstructor',
            'TransitionRateSchedulingMixin']

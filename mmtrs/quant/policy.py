@@ -34,6 +34,9 @@ DEFAULT_QUANT_CFG = dict(
     learn_weight_scale=True,  # False under TR scheduling (paper footnote 2)
     learn_act_scale=True,
     post_scale=False,         # learnable post-scale on convs not followed by a norm layer
+    # Scale init multiplier (s = init_mult * std, see Quantizer). 3 is the EWGS/LTS
+    # default for low-bit QAT; it clips too much at 8 bits (docs/quantization.md), where
+    # `first_layer` / `last_layers` may carry their own `init_mult`.
     init_mult=3.0,
 )
 
@@ -69,9 +72,9 @@ def build_quant_cfg(quant_cfg=None):
         sub = cfg[key]
         if sub is None:
             continue
-        if not isinstance(sub, dict) or set(sub) - {'w_bits', 'a_bits'}:
+        if not isinstance(sub, dict) or set(sub) - {'w_bits', 'a_bits', 'init_mult'}:
             raise ValueError(f'quant_cfg.{key} must be None (keep FP) or '
-                             f'dict(w_bits=..., a_bits=...), got {sub!r}')
+                             f'dict(w_bits=..., a_bits=..., [init_mult=...]), got {sub!r}')
         check_bits(sub.get('w_bits', 8), f'quant_cfg.{key}.w_bits')
         if sub.get('a_bits', 8) is not None:
             check_bits(sub.get('a_bits', 8), f'quant_cfg.{key}.a_bits')
@@ -121,7 +124,7 @@ def quantize_model(model, quant_cfg=None):
             a_signed=a_signed, learn_weight_scale=cfg['learn_weight_scale'],
             learn_act_scale=cfg['learn_act_scale'],
             post_scale=cfg['post_scale'] and not _followed_by_norm(parent, attr),
-            init_mult=cfg['init_mult'], name=name)
+            init_mult=prec.get('init_mult', cfg['init_mult']), name=name)
         setattr(parent, attr, q)
         converted.append((name, q))
     if not converted:
