@@ -62,7 +62,8 @@ class TransitionRateHook(Hook):
             hub.update_scalar('train/tr/rate', w.transition_rate)
             hub.update_scalar('train/tr/running_rate', w.running_tr)
             hub.update_scalar('train/tr/talr', w.talr)
-            hub.update_scalar('train/tr/target', w.target_tr)
+            if not w.measuring_target:  # no target yet while R^0 is being measured
+                hub.update_scalar('train/tr/target', w.target_tr)
             if self.per_layer and self.every_n_train_iters(runner, self.interval):
                 for name, _, K, U in w.layer_values():
                     hub.update_scalar(f'train/tr/layer/{name}/running_rate', K)

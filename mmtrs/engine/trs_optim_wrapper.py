@@ -180,7 +180,9 @@ class TransitionRateSchedulingMixin:
 
     @property
     def measuring_target(self):
-        return self.auto_target and self._steps < self.auto_target_iters
+        """True until R^0 of init_target='auto' is known (it is set at the start of step
+        number auto_target_iters + 1, from the transitions of the steps before)."""
+        return self.auto_target and self._steps <= self.auto_target_iters
 
     def _update_schedule(self, changed):
         """Eqs. 5, 10 and 11 from the per-layer counts of changed levels."""
@@ -194,7 +196,7 @@ class TransitionRateSchedulingMixin:
         self._K = m * self._K + (1 - m) * k                          # Eq. 10
         self._num_updates += 1
         K = self._K / (1 - m ** self._num_updates) if self.bias_correction else self._K
-        if self.auto_target and self._steps <= self.auto_target_iters:
+        if self.measuring_target:
             return  # still measuring R^0 (this count is of an ordinary-LR update)
         self._U = torch.clamp(self._U + self._eta * (self._target() - K), min=0)  # Eq. 11
 
@@ -230,7 +232,7 @@ class TransitionRateSchedulingMixin:
             self._finish_auto_target()
         groups = self._tr_groups
         saved = [g['lr'] for g in groups]
-        if not self.measuring_target:
+        if not (self.auto_target and self._steps < self.auto_target_iters):
             for g in groups:                                        # Eq. 12
                 g['lr'] = float(self._U[g['trs_layer'] if self.per_layer else 0])
         try:
