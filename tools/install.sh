@@ -41,6 +41,7 @@ if ! "$VPY" -c "import mmcv, mmcv.ops" 2>/dev/null; then
     "${PIP[@]}" "mmengine==0.10.7" ninja
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-2}" "$VPY" -m pip wheel --disable-pip-version-check -q \
       --no-build-isolation --no-deps -w "$WHEEL_CACHE" "mmcv==2.1.0"
+    echo "[install] mmcv built; setuptools goes back to >=77 below (pip's conflict notice about it is expected)"
   else
     echo "[install] reusing cached mmcv wheel from $WHEEL_CACHE"
   fi

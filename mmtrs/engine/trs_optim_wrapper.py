@@ -82,7 +82,7 @@ class TransitionRateSchedulingMixin:
                          ('eta_adapt_iters', eta_adapt_iters)):
             if isinstance(val, bool) or not isinstance(val, int) or val < 1:
                 raise ValueError(f'optim_wrapper.{key}={val!r} must be a positive integer')
-        if eta == 'auto' and init_target != 'auto' and init_target == 0:
+        if eta == 'auto' and init_target == 0:
             raise ValueError("optim_wrapper.eta='auto' needs init_target > 0 or 'auto'")
         self.tr_momentum = float(tr_momentum)
         self.per_layer = bool(per_layer)
