@@ -16,10 +16,12 @@ from .quantizer import check_bits
 DEFAULT_QUANT_CFG = dict(
     w_bits=4,                 # weight bit-width of the quantized body (1 = binary)
     a_bits=4,                 # activation bit-width of the body
-    # First conv of the backbone: dict(w_bits, a_bits) or None to keep it FP.
-    first_layer=dict(w_bits=8, a_bits=8),
+    # First conv of the backbone: dict(w_bits, a_bits[, init_mult]) or None to keep it FP.
+    # 8-bit layers get a wide initial range (12 std): 3 std clips far too much at 8 bits
+    # (measured in docs/results.md).
+    first_layer=dict(w_bits=8, a_bits=8, init_mult=12.0),
     # Final prediction convs (found by `last_layer_names`): same format.
-    last_layers=dict(w_bits=8, a_bits=8),
+    last_layers=dict(w_bits=8, a_bits=8, init_mult=12.0),
     last_layer_names=[r'(^|\.)(retina_cls|retina_reg|conv_cls|conv_reg|atss_cls|atss_reg|'
                       r'atss_centerness|conv_centerness|rpn_cls|rpn_reg|fc_cls|fc_reg)$'],
     first_layer_scope='backbone',   # first nn.Conv2d under this module = "first layer"
@@ -34,9 +36,8 @@ DEFAULT_QUANT_CFG = dict(
     learn_weight_scale=True,  # False under TR scheduling (paper footnote 2)
     learn_act_scale=True,
     post_scale=False,         # learnable post-scale on convs not followed by a norm layer
-    # Scale init multiplier (s = init_mult * std, see Quantizer). 3 is the EWGS/LTS
-    # default for low-bit QAT; it clips too much at 8 bits (docs/quantization.md), where
-    # `first_layer` / `last_layers` may carry their own `init_mult`.
+    # Scale init multiplier of the body (s = init_mult * std, see Quantizer): 3 is the
+    # EWGS/LTS default for low-bit QAT. `first_layer` / `last_layers` carry their own.
     init_mult=3.0,
 )
 
