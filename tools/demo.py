@@ -141,8 +141,9 @@ def main():
     print('\nCOCO bbox AP (%) on the synthetic val set\n' + table)
     with open(osp.join(args.work_dir, 'demo_results.txt'), 'w') as f:
         f.write(table + '\n')
-    print(f'\nTR curves: python tools/plot_tr.py '
-          + ' '.join(osp.join(args.work_dir, s) for s in stages if s not in ('fp', 'w8a8')))
+    qat = [osp.join(args.work_dir, s) for s in stages if s not in ('fp', 'w8a8')]
+    if qat:
+        print('\nTR curves: python tools/plot_tr.py ' + ' '.join(qat))
 
 
 if __name__ == '__main__':
