@@ -17,4 +17,6 @@ param_scheduler = [
 ]
 default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100, max_keep_ckpts=2))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='TransitionRateHook', interval=50)]
+# momentum: the m used to measure plain SGD's running TR, equal to the SGDT twin's
+custom_hooks = [dict(type='FiniteLossHook'),
+                dict(type='TransitionRateHook', interval=50, momentum=0.9)]

@@ -20,7 +20,7 @@ class FiniteLossHook(Hook):
         loss = (outputs or {}).get('loss')
         if loss is None:
             return
-        value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+        value = float(loss.detach()) if hasattr(loss, 'detach') else float(loss)
         if math.isfinite(value):
             return
         last = None
