@@ -5,6 +5,6 @@ from .transition_rate_hook import TransitionRateHook
 from .trs_optim_wrapper import (AmpTRSOptimWrapper, TransitionRateSchedulingMixin,
                                 TRSOptimWrapper, TRSOptimWrapperConstructor)
 
-__all__ = ['QuantizerCalibrationHook', 'FiniteLossHook', 'TransitionCounter', 'TransitionRateHook', 'TRSOptimWrapper',
-           'AmpTRSOptimWrapper', 'TRSOptimWrapperConstructor',
-           'TransitionRateSchedulingMixin']
+__all__ = ['QuantizerCalibrationHook', 'FiniteLossHook', 'TransitionCounter',
+           'TransitionRateHook', 'TRSOptimWrapper', 'AmpTRSOptimWrapper',
+           'TRSOptimWrapperConstructor', 'TransitionRateSchedulingMixin']

@@ -114,6 +114,7 @@ class Quantizer(nn.Module):
         self.auto_sign = signed == 'auto'
         self.init_mult = float(init_mult)
         self.check_sign = check_sign
+        self._grad_factor = 1.0  # LSQ's 1/sqrt(N * beta), known after the first forward
         self.scale = nn.Parameter(torch.ones(()), requires_grad=learn_scale)
         self.register_buffer('initialized', torch.zeros((), dtype=torch.uint8))
         self.register_buffer('signed_flag',
@@ -167,7 +168,7 @@ class Quantizer(nn.Module):
     def denorm_scale(self):
         """s for the de-normalization h (Eq. 3), carrying the same LSQ gradient scale
         as inside the quantizer, so d(s * x_q)/ds is exactly LSQ's step-size gradient."""
-        g = getattr(self, '_grad_factor', 1.0)
+        g = self._grad_factor
         if not self.scale.requires_grad or g == 1.0:
             return self.scale
         s = self.scale
@@ -235,5 +236,6 @@ class Quantizer(nn.Module):
 
     def extra_repr(self):
         alpha, beta, gamma = self.qrange
-        return (f'{self.kind}, bits={self.bits}, signed={"auto" if self.auto_sign and not self.initialized else self.signed}, '
+        signed = 'auto' if self.auto_sign and not self.initialized else self.signed
+        return (f'{self.kind}, bits={self.bits}, signed={signed}, '
                 f'range=[{alpha}, {beta}]/{gamma}, learn_scale={self.scale.requires_grad}')
