@@ -176,3 +176,15 @@ def test_new_backbone_by_inheritance_trains_one_trs_step(tmp_path):
         log_vars = model.train_step(data, wrapper)
     assert torch.isfinite(log_vars['loss'])
     assert wrapper._steps == 2 and wrapper.talr > 0
+
+
+def test_qconv2d_through_mmcv_conv_cfg():
+    """`conv_cfg=dict(type='QConv2d', ...)` builds through mmcv's ConvModule."""
+    from mmcv.cnn import ConvModule
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    m = ConvModule(4, 8, 3, padding=1, norm_cfg=dict(type='BN'),
+                   conv_cfg=dict(type='QConv2d', w_bits=3, a_bits=4, a_signed=False))
+    assert isinstance(m.conv, QConv2d) and m.conv.weight_quantizer.bits == 3
+    y = m(torch.rand(2, 4, 6, 6))
+    assert y.shape == (2, 8, 6, 6) and m.conv.act_quantizer.is_initialized
