@@ -3,7 +3,10 @@
     python benchmarks/step_cost.py [--iters 20] [--batch 8] [--size 256]
 
 Variants (same batch, same data, interleaved round-robin so machine noise hits all
-alike): FP, W4A4 QAT with plain SGD, W4A4 QAT with TR scheduling. Prints the median step
+alike): FP, W4A4 QAT with plain SGD, W4A4 QAT with TR scheduling, and (`torchao_qat`)
+the FP detector made QAT the way a PyTorch user would: every Conv2d replaced by
+torch.ao.nn.qat.Conv2d (per-channel 4-bit weight FakeQuantize) behind a 4-bit activation
+FakeQuantize, with torch.ao's moving-average min/max observers, trained with plain SGD. Prints the median step
 time of each as a ratio to FP, the TR overhead (TRS step / plain QAT step), and the
 time of the TR bookkeeping alone (transition counting) relative to the QAT step.
 Absolute times on shared machines mean little; the ratios are the result.
@@ -47,14 +50,37 @@ def synthetic_batch(batch, size, seed=0):
     return dict(inputs=inputs, data_samples=samples)
 
 
+def torchao_qat(model):
+    """Swap every nn.Conv2d for FakeQuantize(act) -> torch.ao.nn.qat.Conv2d (W4A4)."""
+    import torch.ao.nn.qat as nnqat
+    from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
+                                       MovingAveragePerChannelMinMaxObserver, QConfig)
+    qconfig = QConfig(
+        activation=FakeQuantize.with_args(observer=MovingAverageMinMaxObserver,
+                                          quant_min=0, quant_max=15, dtype=torch.quint8),
+        weight=FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver,
+                                      quant_min=-8, quant_max=7, dtype=torch.qint8,
+                                      qscheme=torch.per_channel_symmetric))
+    convs = [(n, m) for n, m in model.named_modules() if type(m) is torch.nn.Conv2d]
+    for name, conv in convs:
+        parent_name, _, attr = name.rpartition('.')
+        parent = model.get_submodule(parent_name) if parent_name else model
+        conv.qconfig = qconfig
+        setattr(parent, attr, torch.nn.Sequential(qconfig.activation(),
+                                                  nnqat.Conv2d.from_float(conv)))
+    return model
+
+
 def build_variant(name, root):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
-    cfg = Config.fromfile(osp.join(root, CFG[name]))
+    cfg = Config.fromfile(osp.join(root, CFG['fp' if name == 'torchao_qat' else name]))
     torch.manual_seed(0)
     model = MODELS.build(copy.deepcopy(cfg.model))
     model.init_weights()
+    if name == 'torchao_qat':
+        torchao_qat(model)
     model.train()
     wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     return model, wrapper
@@ -67,7 +93,7 @@ def main():
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--batch', type=int, default=8)
     parser.add_argument('--size', type=int, default=256)
-    parser.add_argument('--variants', default='fp,qat_sgd,qat_trs')
+    parser.add_argument('--variants', default='fp,qat_sgd,qat_trs,torchao_qat')
     args = parser.parse_args()
     root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     names = args.variants.split(',')
@@ -87,7 +113,7 @@ def main():
     base = med.get('fp')
     for n in names:
         ratio = f'{med[n] / base:.3f}x FP' if base else ''
-        print(f'  {n:<8} {med[n] * 1000:8.1f} ms  {ratio}')
+        print(f'  {n:<12} {med[n] * 1000:8.1f} ms  {ratio}')
     if 'qat_sgd' in med and 'qat_trs' in med:
         print(f'  TR scheduling overhead (qat_trs / qat_sgd): '
               f'{(med["qat_trs"] / med["qat_sgd"] - 1) * 100:+.2f}%')

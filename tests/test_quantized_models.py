@@ -78,7 +78,12 @@ def test_fp_checkpoint_loads_and_w8a8_matches_fp(tmp_path):
     fp.init_weights()
     ckpt = tmp_path / 'fp.pth'
     torch.save({'state_dict': fp.state_dict(), 'meta': {}}, ckpt)
-    q = build(demo_model_cfg(dict(w_bits=8, a_bits=8)))
+    # One clipping range for every layer (6 std). The range trades clipping against
+    # resolution; on these random-init weights 3 std (clipping) and 12 std (resolution,
+    # the P7 level has few values) both give ~0.986-0.990 at P7. The AP check of the
+    # trained demo model (tests/test_end_to_end.py, docs/results.md) uses 12 std.
+    w8 = dict(w_bits=8, a_bits=8, init_mult=6.0)
+    q = build(demo_model_cfg(dict(w8, first_layer=w8, last_layers=w8)))
     # every FP tensor is used; the missing quantizer entries are not reported
     from mmengine.logging import MMLogger
     logger = MMLogger.get_instance('mmtrs_test_load')
