@@ -38,42 +38,41 @@ def quant_range(bits, signed):
 class _QuantizeFn(torch.autograd.Function):
     """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
 
-    Saves only the input (usually kept alive by the preceding ReLU anyway) and recomputes
-    the clipping mask in backward with as few passes as possible: this node runs on
-    every activation of the network, so its cost is most of the QAT overhead.
-    `low_clip=False` skips the lower bound test where the input is known to be >= 0
+    This node runs on every activation of the network, so its passes over memory are
+    most of the QAT overhead. Forward keeps a 1-byte mask of the clipped elements and the
+    input (usually kept alive by the preceding ReLU anyway); backward then needs one
+    masked scale of the gradient and, for a learnable s, one dot product:
+        grad_x = grad / s inside the clipping range, 0 outside (STE)
+        grad_s = -sum_inside(grad * x) / s^2 * grad_factor = -dot(grad_x, x) / s * gf
+    `low_clip=False` skips the lower-bound test where the input is known to be >= 0
     (unsigned activations whose sign is checked on the forward pass).
     """
 
     @staticmethod
     def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip=True):
         v = x * (gamma / s)
+        outside = v > beta
+        if low_clip:
+            outside |= v < alpha
         v = v.clamp_(alpha, beta)
         if use_sign:  # binary weights: sign, with sign(0) := +1 so levels stay in {-1, 1}
             d = torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
         else:
             d = v.round_()
-        ctx.save_for_backward(x, s)
-        ctx.consts = (alpha, beta, gamma, grad_factor, low_clip)
+        ctx.save_for_backward(x, s, outside)
+        ctx.grad_factor = grad_factor
         return d.div_(gamma)
 
     @staticmethod
     def backward(ctx, grad):
-        x, s = ctx.saved_tensors
-        alpha, beta, gamma, grad_factor, low_clip = ctx.consts
-        v = x * (gamma / s)
-        outside = v > beta
-        if low_clip:
-            outside |= v < alpha
-        grad_x = grad_s = None
-        if ctx.needs_input_grad[0]:
-            # STE: d x_q / d x = 1/s inside the clipping range, 0 outside.
-            grad_x = (grad / s).masked_fill_(outside, 0)
+        x, s, outside = ctx.saved_tensors
+        grad_x = (grad / s).masked_fill_(outside, 0)
+        grad_s = None
         if ctx.needs_input_grad[1]:
-            # d x_q / d s = -x / s^2 = -v / (gamma s) inside, 0 where clipped (x_q constant).
-            v.masked_fill_(outside, 0)
-            dot = torch.dot(grad.reshape(-1), v.reshape(-1))
-            grad_s = (-dot / (gamma * s) * grad_factor).reshape(s.shape)
+            dot = torch.dot(grad_x.reshape(-1), x.reshape(-1))
+            grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
+        if not ctx.needs_input_grad[0]:
+            grad_x = None
         return grad_x, grad_s, None, None, None, None, None, None
 
 
