@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
 from mmengine.runner.checkpoint import load_checkpoint
 
 import mmtrs  # noqa: F401
@@ -162,8 +163,13 @@ def test_new_backbone_by_inheritance_trains_one_trs_step(tmp_path):
     assert qs[bb[0]].weight_quantizer.bits == 8                 # its first conv
     assert all(qs[n].weight_quantizer.bits == 4 for n in bb[1:])
     assert not any(type(m) is torch.nn.Conv2d for m in model.modules())
-    from mmengine.optim import build_optim_wrapper
     wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    log_vars = train_steps(model, wrapper, 2)
+    assert torch.isfinite(log_vars['loss'])
+    assert wrapper._steps == 2 and wrapper.talr > 0
+
+
+def train_steps(model, wrapper, n):
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     samples = []
@@ -177,10 +183,25 @@ def test_new_backbone_by_inheritance_trains_one_trs_step(tmp_path):
     data = dict(inputs=[torch.randint(0, 255, (3, 128, 128), dtype=torch.uint8)
                         for _ in range(2)], data_samples=samples)
     model.train()
-    for _ in range(2):
+    for _ in range(n):
         log_vars = model.train_step(data, wrapper)
+    return log_vars
+
+
+@pytest.mark.parametrize('cfg_name', ['retinanet_r18_w1a1_sgd_demo.py',
+                                      'retinanet_r18_w1a1_trs_demo.py'])
+def test_binary_demo_configs_train(cfg_name):
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/demo', cfg_name))
+    torch.manual_seed(0)
+    model = build(cfg.model)
+    body = model.backbone.layer2[0].conv1
+    assert body.weight_quantizer.bits == 1 and body.act_quantizer.bits == 1
+    wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    log_vars = train_steps(model, wrapper, 2)
     assert torch.isfinite(log_vars['loss'])
-    assert wrapper._steps == 2 and wrapper.talr > 0
+    levels = body.weight_quantizer.discretize(body.weight)
+    assert set(levels.unique().tolist()) == {-1.0, 1.0}
+    assert set(body.act_quantizer.discretize(torch.rand(100)).unique().tolist()) <= {0.0, 1.0}
 
 
 def test_qconv2d_through_mmcv_conv_cfg():

@@ -28,6 +28,8 @@ STAGES = {
     'w3a3_sgd': 'configs/demo/retinanet_r18_w3a3_sgd_demo.py',
     'w3a3_trs': 'configs/demo/retinanet_r18_w3a3_trs_demo.py',
     'w4a4_trs_fixed': 'configs/demo/retinanet_r18_w4a4_trs_fixed_demo.py',
+    'w1a1_sgd': 'configs/demo/retinanet_r18_w1a1_sgd_demo.py',
+    'w1a1_trs': 'configs/demo/retinanet_r18_w1a1_trs_demo.py',
 }
 FP_CKPT = 'work_dirs/demo/retinanet_r18_fp_demo.pth'
 METRICS = [('AP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
