@@ -214,3 +214,24 @@ def test_qconv2d_through_mmcv_conv_cfg():
     assert isinstance(m.conv, QConv2d) and m.conv.weight_quantizer.bits == 3
     y = m(torch.rand(2, 4, 6, 6))
     assert y.shape == (2, 8, 6, 6) and m.conv.act_quantizer.is_initialized
+
+
+def test_post_scale_only_on_convs_without_a_norm_layer():
+    model = build(demo_model_cfg(dict(post_scale=True)))
+    q = dict(model.named_modules())
+    assert q['bbox_head.retina_cls'].post_scale is not None        # no norm after it
+    assert q['bbox_head.retina_reg'].post_scale is not None
+    assert q['backbone.layer1.0.conv1'].post_scale is None         # bn1 follows
+    assert q['backbone.layer2.0.downsample.0'].post_scale is None  # Sequential(conv, bn)
+    assert q['neck.fpn_convs.0.conv'].post_scale is None           # ConvModule with BN
+    assert q['bbox_head.cls_convs.0.conv'].post_scale is None      # ConvModule with GN
+    x = torch.randn(1, 3, 64, 64)
+    calibrate_quantizers(model, lambda: model.bbox_head(model.extract_feat(x)))
+    p = q['bbox_head.retina_cls'].post_scale
+    model.eval()
+    with torch.no_grad():
+        a = model.bbox_head(model.extract_feat(x))[0][0]
+        p.fill_(2.0)
+        b = model.bbox_head(model.extract_feat(x))[0][0]
+    bias = q['bbox_head.retina_cls'].bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(b - bias, 2 * (a - bias), rtol=1e-4, atol=1e-5)

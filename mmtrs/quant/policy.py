@@ -48,11 +48,18 @@ def _match(name, patterns):
     return any(re.search(p, name) for p in patterns)
 
 
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
 def _followed_by_norm(parent, attr):
-    """Heuristic for the optional post-scale: mmcv ConvModule with norm, or the ResNet
-    naming convention convN -> normN/bnN."""
+    """Heuristic for the optional post-scale: mmcv ConvModule with norm, a norm layer
+    next in an nn.Sequential (ResNet's downsample), or the ResNet naming convention
+    convN -> normN/bnN."""
     if getattr(parent, 'with_norm', False) and attr == 'conv':
         return True
+    if isinstance(parent, nn.Sequential) and attr.isdigit():
+        nxt = int(attr) + 1
+        return nxt < len(parent) and isinstance(parent[nxt], _NORM_TYPES)
     if attr.startswith('conv'):
         suffix = attr[4:]
         return any(hasattr(parent, p + suffix) for p in ('norm', 'bn'))
