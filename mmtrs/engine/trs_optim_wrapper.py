@@ -203,8 +203,7 @@ class TransitionRateSchedulingMixin:
     def _finish_auto_target(self):
         """End of init_target='auto': R^0 := running TR measured under the ordinary LR."""
         K = self._K / (1 - self.tr_momentum ** max(self._num_updates, 1))
-        measured = float(K.mean() if not self.per_layer else
-                         (K * self._counter.numels).sum() / self._counter.numels.sum())
+        measured = self._global(K)
         if measured <= 0:
             raise RuntimeError(
                 f'init_target=auto measured no transition in {self.auto_target_iters} steps '

@@ -35,6 +35,14 @@ def quant_range(bits, signed):
     return 0, 2 ** bits - 1, 2 ** bits
 
 
+def _levels_(v, use_sign):
+    """Integer levels from already clipped values, in place where possible: round, or
+    sign with sign(0) := +1 for binary weights (levels stay in {-1, 1})."""
+    if use_sign:
+        return torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
+    return v.round_()
+
+
 class _QuantizeFn(torch.autograd.Function):
     """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
 
@@ -54,11 +62,7 @@ class _QuantizeFn(torch.autograd.Function):
         outside = v > beta
         if low_clip:
             outside |= v < alpha
-        v = v.clamp_(alpha, beta)
-        if use_sign:  # binary weights: sign, with sign(0) := +1 so levels stay in {-1, 1}
-            d = torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
-        else:
-            d = v.round_()
+        d = _levels_(v.clamp_(alpha, beta), use_sign)
         ctx.save_for_backward(x, s, outside)
         ctx.grad_factor = grad_factor
         return d.div_(gamma)
@@ -141,10 +145,7 @@ class Quantizer(nn.Module):
     def discretize(self, x):
         """Integer levels round(clip(gamma*x/s, alpha, beta)) (sign levels if binary)."""
         alpha, beta, gamma = self.qrange
-        v = (x * (gamma / self.scale)).clamp_(alpha, beta)
-        if self.use_sign:
-            return torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
-        return v.round_()
+        return _levels_((x * (gamma / self.scale)).clamp_(alpha, beta), self.use_sign)
 
     def forward(self, x):
         if not self.initialized:
