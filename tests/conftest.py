@@ -1,5 +1,3 @@
-import glob
-import json
 import os
 import os.path as osp
 import subprocess
@@ -58,10 +56,10 @@ def run_tool(args, timeout=600, check=True, env=None):
 
 
 def scalars(work_dir):
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    assert files, f'no scalars in {work_dir}'
-    with open(files[-1]) as f:
-        return [json.loads(line) for line in f]
+    from mmtrs.utils import read_scalars
+    records = read_scalars(work_dir)
+    assert records, f'no scalars in {work_dir}'
+    return records
 
 
 def short_run(iters, ckpt_interval):

@@ -8,8 +8,6 @@ are where MMEngine puts them); the FP stage is skipped when its checkpoint exist
 (use --force to retrain).
 """
 import argparse
-import glob
-import json
 import os
 import os.path as osp
 import shutil
@@ -37,16 +35,8 @@ METRICS = [('AP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
            ('APm', 'coco/bbox_mAP_m'), ('APl', 'coco/bbox_mAP_l')]
 
 
-def read_scalars(work_dir):
-    """All scalar records of the newest run in an MMEngine work dir."""
-    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not runs:
-        return []
-    with open(runs[-1]) as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def final_metrics(work_dir):
+    from mmtrs.utils import read_scalars
     recs = [r for r in read_scalars(work_dir) if 'coco/bbox_mAP' in r]
     return recs[-1] if recs else None
 

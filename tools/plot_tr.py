@@ -8,32 +8,33 @@ scalars.json`, newest run): `tr/target`, `tr/running_rate`, `tr/rate`, `tr/talr`
 and LR (they have no target or TALR).
 """
 import argparse
-import glob
-import json
 import os.path as osp
+import sys
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmtrs.utils.scalars import read_scalars  # noqa: E402
+
 
 def load_scalars(work_dir):
-    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not files:
+    """{key: (iterations, values)} of the training scalars of the newest run."""
+    records = read_scalars(work_dir)
+    if not records:
         raise FileNotFoundError(f'{work_dir}: no */vis_data/scalars.json (was it trained '
                                 'with LocalVisBackend?)')
     series = {}
-    with open(files[-1]) as f:
-        for line in f:
-            rec = json.loads(line)
-            if 'iter' not in rec:
-                continue
-            for k, v in rec.items():
-                if isinstance(v, (int, float)) and k not in ('iter', 'step', 'epoch'):
-                    series.setdefault(k, ([], []))
-                    series[k][0].append(rec['iter'])
-                    series[k][1].append(v)
+    for rec in records:
+        if 'iter' not in rec:
+            continue
+        for k, v in rec.items():
+            if isinstance(v, (int, float)) and k not in ('iter', 'step', 'epoch'):
+                series.setdefault(k, ([], []))
+                series[k][0].append(rec['iter'])
+                series[k][1].append(v)
     return series
 
 

@@ -44,6 +44,7 @@ class TransitionRateHook(Hook):
         self._counter = None
         self._K = 0.0
         self._k = float('nan')
+        self._ranks_agreed = False  # logged once, on the first successful check
 
     def before_train(self, runner):
         wrapper = runner.optim_wrapper
@@ -104,7 +105,7 @@ class TransitionRateHook(Hook):
                     f'TR state or quantized weights differ between rank 0 and rank {rank} '
                     f'at iteration {runner.iter + 1}: {gathered[0][:3].tolist()} vs '
                     f'{other[:3].tolist()}. Multi-process training must keep them equal.')
-        if not getattr(self, '_ranks_agreed', False):
+        if not self._ranks_agreed:
             runner.logger.info(f'TransitionRateHook: all {len(gathered)} ranks hold the same '
                                'TR state and quantized weights (checked every '
                                f'{self.interval} iterations)')
