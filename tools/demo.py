@@ -17,6 +17,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from mmtrs.utils.scalars import COCO_BBOX_METRICS as METRICS, final_metrics  # noqa: E402
 
 STAGES = {
     'fp': 'configs/demo/retinanet_r18_fp_demo.py',
@@ -30,15 +31,6 @@ STAGES = {
     'w1a1_trs': 'configs/demo/retinanet_r18_w1a1_trs_demo.py',
 }
 FP_CKPT = 'work_dirs/demo/retinanet_r18_fp_demo.pth'
-METRICS = [('AP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
-           ('AP75', 'coco/bbox_mAP_75'), ('APs', 'coco/bbox_mAP_s'),
-           ('APm', 'coco/bbox_mAP_m'), ('APl', 'coco/bbox_mAP_l')]
-
-
-def final_metrics(work_dir):
-    from mmtrs.utils import read_scalars
-    recs = [r for r in read_scalars(work_dir) if 'coco/bbox_mAP' in r]
-    return recs[-1] if recs else None
 
 
 def run_stage(name, cfg, work_dir, seed, extra):

@@ -1,0 +1,238 @@
+"""Accuracy study on the synthetic demo set (issue 6, item 4): FP, W4A4/W3A3 QAT with
+plain SGD at several learning rates, and with TR scheduling (SGDT), over several seeds.
+
+    python benchmarks/accuracy.py [--seeds 0,1,2] [--lr-mults 0.5,1,2] [--jobs 2]
+                                  [--out docs/results]
+
+Per seed s: the FP demo detector is trained from scratch with seed s (1000 iterations),
+then every QAT variant starts from *that* FP checkpoint with seed s (300 iterations,
+equal schedules: the demo configs). SGD runs get the demo LR (3e-3) times each of
+--lr-mults; SGDT runs the demo SGDT config at 1x, so its non-quantized parameters follow
+the same LR schedule as the 1x SGD run. Every run is an ordinary `tools/train.py` run
+(logs, checkpoints, TR scalars under --work-dir); runs whose work dir already holds a
+final COCO evaluation are reused, so an interrupted study continues where it stopped
+(--force reruns everything).
+
+Writes to --out: `accuracy.md` (mean, sample std and min-max of bbox AP, AP50, AP75,
+APs/APm/APl per variant, the per-seed table, and the command), `accuracy.json`, and
+`tr_sgdt_vs_sgd_{w4a4,w3a3}.png` (running TR vs target and TALR of SGDT beside the TR
+plain SGD produces, seed 0).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from mmtrs.utils.scalars import COCO_BBOX_METRICS, final_metrics  # noqa: E402
+
+FP_CFG = 'configs/demo/retinanet_r18_fp_demo.py'
+QAT_CFG = {
+    'w4a4_sgd': 'configs/demo/retinanet_r18_w4a4_sgd_demo.py',
+    'w4a4_trs': 'configs/demo/retinanet_r18_w4a4_trs_demo.py',
+    'w3a3_sgd': 'configs/demo/retinanet_r18_w3a3_sgd_demo.py',
+    'w3a3_trs': 'configs/demo/retinanet_r18_w3a3_trs_demo.py',
+}
+BASE_QAT_LR = 3e-3  # the demo QAT configs' optimizer LR
+
+
+class Run:
+    """One tools/train.py invocation of the study."""
+
+    def __init__(self, variant, seed, cfg, work_dir, options, needs=None):
+        self.variant, self.seed, self.cfg = variant, seed, cfg
+        self.work_dir, self.options, self.needs = work_dir, options, needs
+        self.proc = self.start_time = self.log = None
+        self.seconds = None
+
+    def done(self):
+        return final_metrics(self.work_dir) is not None
+
+    def checkpoint(self):
+        with open(osp.join(self.work_dir, 'last_checkpoint')) as f:
+            return f.read().strip()
+
+    def start(self, threads):
+        opts = [f'randomness.seed={self.seed}'] + self.options
+        if self.needs is not None:
+            opts.append(f'load_from={self.needs.checkpoint()}')
+        cmd = [sys.executable, 'tools/train.py', self.cfg, '--work-dir', self.work_dir,
+               '--cfg-options'] + opts
+        os.makedirs(self.work_dir, exist_ok=True)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.log = open(osp.join(self.work_dir, 'study_stdout.log'), 'w')
+        self.log.write(' '.join(shlex.quote(c) for c in cmd) + '\n')
+        self.log.flush()
+        self.start_time = time.time()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def poll(self):
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        self.log.close()
+        self.seconds = time.time() - self.start_time
+        if self.proc.returncode != 0:
+            raise RuntimeError(f'{self.variant} seed {self.seed} failed (exit '
+                               f'{self.proc.returncode}); see {self.log.name}')
+        return True
+
+
+def plan(seeds, lr_mults, work_dir):
+    runs = []
+    for s in seeds:
+        fp = Run('FP', s, FP_CFG, osp.join(work_dir, 'fp', f'seed{s}'), [])
+        runs.append(fp)
+        for bits in ('w4a4', 'w3a3'):
+            for mult in lr_mults:
+                runs.append(Run(f'{bits.upper()} SGD lr x{mult:g}', s, QAT_CFG[f'{bits}_sgd'],
+                                osp.join(work_dir, f'{bits}_sgd_lr{mult:g}', f'seed{s}'),
+                                [f'optim_wrapper.optimizer.lr={BASE_QAT_LR * mult:g}'],
+                                needs=fp))
+            runs.append(Run(f'{bits.upper()} SGDT', s, QAT_CFG[f'{bits}_trs'],
+                            osp.join(work_dir, f'{bits}_trs', f'seed{s}'), [], needs=fp))
+    return runs
+
+
+def execute(runs, jobs, threads, force):
+    todo = [r for r in runs if force or not r.done()]
+    print(f'{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go '
+          f'({jobs} at a time, {threads} torch thread(s) each)', flush=True)
+    running, finished, t0 = [], 0, time.time()
+    while todo or running:
+        for r in list(running):
+            if r.poll():
+                running.remove(r)
+                finished += 1
+                ap = final_metrics(r.work_dir)['coco/bbox_mAP'] * 100
+                print(f'[{finished}/{finished + len(todo) + len(running)}] {r.variant:<20} '
+                      f'seed {r.seed}: AP {ap:5.1f}  ({r.seconds:.0f}s; study '
+                      f'{(time.time() - t0) / 60:.1f} min)', flush=True)
+        ready = [r for r in todo if r.needs is None or r.needs.done()]
+        # FP runs first: every QAT run of a seed waits for its FP checkpoint
+        ready.sort(key=lambda r: r.needs is not None)
+        while ready and len(running) < jobs:
+            r = ready.pop(0)
+            todo.remove(r)
+            r.start(threads)
+            running.append(r)
+        if todo and not running:
+            raise RuntimeError('no runnable job: a dependency failed')
+        time.sleep(2)
+    return time.time() - t0
+
+
+def summarize(runs):
+    """{variant: {'per_seed': {seed: metrics}, 'mean': .., 'std': .., 'min': .., 'max': ..}}"""
+    out = {}
+    for r in runs:
+        m = final_metrics(r.work_dir)
+        v = out.setdefault(r.variant, {'per_seed': {}})
+        v['per_seed'][r.seed] = {name: m[key] * 100 for name, key in COCO_BBOX_METRICS}
+    for v in out.values():
+        seeds = list(v['per_seed'].values())
+        for stat, fn in (('mean', statistics.mean), ('min', min), ('max', max),
+                         ('std', lambda x: statistics.stdev(x) if len(x) > 1 else 0.0)):
+            v[stat] = {name: fn([s[name] for s in seeds]) for name, _ in COCO_BBOX_METRICS}
+    return out
+
+
+def best_sgd(summary, bits):
+    """The SGD LR with the highest mean AP (chosen on the val set itself: there is no
+    separate held-out split in the demo data, which favours the baseline)."""
+    cands = [k for k in summary if k.startswith(f'{bits} SGD lr')]
+    return max(cands, key=lambda k: summary[k]['mean']['AP']) if cands else None
+
+
+def markdown(summary, seeds, command, minutes, jobs, threads):
+    names = [n for n, _ in COCO_BBOX_METRICS]
+    lines = [
+        '# Accuracy study on the synthetic demo set', '',
+        f'Generated by `{command}` ({minutes:.0f} min on {os.cpu_count()} cores, '
+        f'{jobs} runs at a time with {threads} torch thread(s) each; '
+        f'{platform.processor() or platform.machine()}, Python {platform.python_version()}).',
+        '',
+        f'COCO bbox AP (%) on the 50-image synthetic val set, {len(seeds)} seeds '
+        f'({", ".join(map(str, seeds))}). Each seed trains its own FP model (1000 iters) '
+        'and every QAT run of that seed starts from it (300 iters, same schedule). '
+        'Cells: mean ± sample std over seeds [min-max].', '',
+        '| variant | ' + ' | '.join(names) + ' |',
+        '|---|' + '---|' * len(names)]
+    for variant, v in summary.items():
+        cells = [f'{v["mean"][n]:.1f} ± {v["std"][n]:.1f} [{v["min"][n]:.1f}-{v["max"][n]:.1f}]'
+                 for n in names]
+        lines.append(f'| {variant} | ' + ' | '.join(cells) + ' |')
+    lines += ['', '## SGDT against the best SGD learning rate', '',
+              '| bits | best SGD LR | SGD AP | SGDT AP | SGDT - SGD (mean) | '
+              'seeds where SGDT > best SGD |', '|---|---|---|---|---|---|']
+    for bits in ('W4A4', 'W3A3'):
+        b, t = best_sgd(summary, bits), f'{bits} SGDT'
+        if b is None or t not in summary:
+            continue
+        sb, st = summary[b], summary[t]
+        wins = sum(st['per_seed'][s]['AP'] > sb['per_seed'][s]['AP'] for s in st['per_seed'])
+        lines.append(f'| {bits} | {b.split("lr ")[1]} | {sb["mean"]["AP"]:.2f} ± '
+                     f'{sb["std"]["AP"]:.2f} | {st["mean"]["AP"]:.2f} ± {st["std"]["AP"]:.2f} '
+                     f'| {st["mean"]["AP"] - sb["mean"]["AP"]:+.2f} | '
+                     f'{wins}/{len(st["per_seed"])} |')
+    lines += ['', '## Per seed (AP)', '', '| variant | ' + ' | '.join(
+        f'seed {s}' for s in seeds) + ' |', '|---|' + '---|' * len(seeds)]
+    for variant, v in summary.items():
+        lines.append(f'| {variant} | ' + ' | '.join(
+            f'{v["per_seed"][s]["AP"]:.1f}' for s in seeds) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--seeds', default='0,1,2')
+    parser.add_argument('--lr-mults', default='0.5,1,2')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='runs at a time (each gets cores/jobs torch threads)')
+    parser.add_argument('--work-dir', default='work_dirs/accuracy')
+    parser.add_argument('--out', default='docs/results')
+    parser.add_argument('--force', action='store_true', help='rerun finished runs')
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    seeds = [int(s) for s in args.seeds.split(',')]
+    mults = [float(m) for m in args.lr_mults.split(',')]
+    if args.jobs < 1:
+        parser.error('--jobs must be >= 1')
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    if not osp.isfile('data/synthetic_coco/annotations/instances_val.json'):
+        from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+        make_synthetic_coco('data/synthetic_coco')
+
+    runs = plan(seeds, mults, args.work_dir)
+    seconds = execute(runs, args.jobs, threads, args.force)
+    summary = summarize(runs)
+    os.makedirs(args.out, exist_ok=True)
+    command = 'python benchmarks/accuracy.py ' + ' '.join(
+        shlex.quote(a) for a in sys.argv[1:])
+    md = markdown(summary, seeds, command.strip(), seconds / 60, args.jobs, threads)
+    with open(osp.join(args.out, 'accuracy.md'), 'w') as f:
+        f.write(md)
+    with open(osp.join(args.out, 'accuracy.json'), 'w') as f:
+        json.dump(summary, f, indent=1)
+
+    from tools.plot_tr import plot
+    for bits in ('w4a4', 'w3a3'):
+        s0 = seeds[0]
+        dirs = [osp.join(args.work_dir, f'{bits}_trs', f'seed{s0}'),
+                osp.join(args.work_dir, f'{bits}_sgd_lr1', f'seed{s0}')]
+        if all(osp.isdir(d) for d in dirs):
+            plot(dirs, osp.join(args.out, f'tr_sgdt_vs_sgd_{bits}.png'),
+                 [f'{bits.upper()} SGDT', f'{bits.upper()} SGD (1x LR)'])
+    print('\n' + md)
+
+
+if __name__ == '__main__':
+    main()

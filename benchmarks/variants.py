@@ -1,0 +1,125 @@
+"""The training set-ups the benchmarks compare, built the same way for every script.
+
+Variants of the demo RetinaNet (same architecture, same data, same optimizer settings):
+  fp            the FP detector, plain SGD
+  qat_sgd       mmtrs W4A4 QAT (QuantizedDetector, LSQ scales), plain SGD
+  qat_trs       mmtrs W4A4 QAT with TR scheduling (TRSOptimWrapper)
+  torchao_qat   the FP detector made QAT the way a PyTorch user would: every Conv2d
+                replaced by torch.ao.nn.qat.Conv2d (per-channel 4-bit weight FakeQuantize)
+                behind a 4-bit activation FakeQuantize, moving-average min/max observers
+  brevitas_qat  the FP detector with every Conv2d replaced by brevitas.nn.QuantConv2d at
+                Brevitas' defaults set to 4 bits: weights per-tensor abs-max scale
+                (Int8WeightPerTensorFloat, weight_bit_width=4), inputs per-tensor learned
+                scale (Int8ActPerTensorFloat, input_bit_width=4). Needs `pip install
+                brevitas==0.13.4` (requirements-bench.txt).
+"""
+import copy
+import os.path as osp
+import sys
+
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import mmtrs  # noqa: E402,F401
+from mmengine.config import Config  # noqa: E402
+from mmengine.optim import build_optim_wrapper  # noqa: E402
+
+CFG = {
+    'fp': 'configs/demo/retinanet_r18_fp_demo.py',
+    'qat_sgd': 'configs/demo/retinanet_r18_w4a4_sgd_demo.py',
+    'qat_trs': 'configs/demo/retinanet_r18_w4a4_trs_demo.py',
+    'torchao_qat': 'configs/demo/retinanet_r18_fp_demo.py',
+    'brevitas_qat': 'configs/demo/retinanet_r18_fp_demo.py',
+}
+# optimizer settings of the toolkit variants: those of our plain-SGD QAT
+QAT_OPTIM_FROM = 'qat_sgd'
+
+
+def synthetic_batch(batch, size, seed=0):
+    """A detection batch of random images with 4 random boxes each."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 255, (3, size, size), dtype=torch.uint8, generator=g))
+        s = DetDataSample(metainfo=dict(img_shape=(size, size), pad_shape=(size, size),
+                                        batch_input_shape=(size, size), scale_factor=(1, 1)))
+        xy = torch.rand(4, 2, generator=g) * size * 0.6
+        wh = torch.rand(4, 2, generator=g) * size * 0.35 + 8
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1),
+                                      labels=torch.randint(0, 5, (4,), generator=g))
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _replace_convs(model, make):
+    convs = [(n, m) for n, m in model.named_modules() if type(m) is torch.nn.Conv2d]
+    for name, conv in convs:
+        parent_name, _, attr = name.rpartition('.')
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, make(conv))
+    return model
+
+
+def torchao_qat(model):
+    """Swap every nn.Conv2d for FakeQuantize(act) -> torch.ao.nn.qat.Conv2d (W4A4)."""
+    import torch.ao.nn.qat as nnqat
+    from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
+                                       MovingAveragePerChannelMinMaxObserver, QConfig)
+    qconfig = QConfig(
+        activation=FakeQuantize.with_args(observer=MovingAverageMinMaxObserver,
+                                          quant_min=0, quant_max=15, dtype=torch.quint8),
+        weight=FakeQuantize.with_args(observer=MovingAveragePerChannelMinMaxObserver,
+                                      quant_min=-8, quant_max=7, dtype=torch.qint8,
+                                      qscheme=torch.per_channel_symmetric))
+
+    def make(conv):
+        conv.qconfig = qconfig
+        return torch.nn.Sequential(qconfig.activation(), nnqat.Conv2d.from_float(conv))
+    return _replace_convs(model, make)
+
+
+def brevitas_qat(model):
+    """Swap every nn.Conv2d for brevitas.nn.QuantConv2d (W4A4), weights carried over."""
+    try:
+        import brevitas.nn as qnn
+        from brevitas.quant import Int8ActPerTensorFloat, Int8WeightPerTensorFloat
+    except ImportError as e:
+        raise SystemExit('brevitas_qat needs Brevitas: pip install -r '
+                         'requirements-bench.txt') from e
+
+    def make(conv):
+        q = qnn.QuantConv2d(conv.in_channels, conv.out_channels, conv.kernel_size,
+                            stride=conv.stride, padding=conv.padding,
+                            dilation=conv.dilation, groups=conv.groups,
+                            bias=conv.bias is not None,
+                            weight_quant=Int8WeightPerTensorFloat, weight_bit_width=4,
+                            input_quant=Int8ActPerTensorFloat, input_bit_width=4)
+        q.load_state_dict(conv.state_dict(), strict=False)  # + the act-scale parameter
+        return q
+    return _replace_convs(model, make)
+
+
+TOOLKIT = {'torchao_qat': torchao_qat, 'brevitas_qat': brevitas_qat}
+
+
+def build_variant(name, img_size=256):
+    """(model in train mode, optim wrapper) of a variant, seeded identically."""
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    if name not in CFG:
+        raise SystemExit(f'unknown variant {name!r}; choose from {sorted(CFG)}')
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(ROOT, CFG[name]))
+    torch.manual_seed(0)
+    model = MODELS.build(copy.deepcopy(cfg.model))
+    model.init_weights()
+    optim = cfg.optim_wrapper
+    if name in TOOLKIT:
+        TOOLKIT[name](model)
+        optim = Config.fromfile(osp.join(ROOT, CFG[QAT_OPTIM_FROM])).optim_wrapper
+    model.train()
+    return model, build_optim_wrapper(model, copy.deepcopy(optim))
