@@ -24,6 +24,7 @@ sys.path.insert(0, ROOT)
 
 import mmtrs  # noqa: E402,F401
 from mmengine.config import Config  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 
 CFG = {
@@ -116,7 +117,10 @@ def build_variant(name, img_size=256):
     cfg = Config.fromfile(osp.join(ROOT, CFG[name]))
     torch.manual_seed(0)
     model = MODELS.build(copy.deepcopy(cfg.model))
+    logger = MMLogger.get_current_instance()
+    level, _ = logger.level, logger.setLevel('WARNING')  # init_weights' per-tensor report
     model.init_weights()
+    logger.setLevel(level)
     optim = cfg.optim_wrapper
     if name in TOOLKIT:
         TOOLKIT[name](model)

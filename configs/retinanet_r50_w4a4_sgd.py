@@ -6,8 +6,11 @@ _base_ = ['./retinanet_r50_fpn_bn_fp.py', './_base_/quant/w4a4.py']
 
 model = dict(
     type='QuantizedDetector', detector_type='RetinaNet', quant_cfg={{_base_.quant_cfg}},
-    # The FP checkpoint provides the backbone: no ImageNet download.
-    backbone=dict(init_cfg=None))
+    # The FP checkpoint provides the backbone: no ImageNet download. Every stage trains
+    # (the FP config froze the stem and layer1, as MMDetection does): a quantized layer
+    # whose weights and scales never move cannot adapt to its grid. frozen_stages=1
+    # also works; frozen layers are then left out of TR scheduling.
+    backbone=dict(init_cfg=None, frozen_stages=-1))
 # Provide this file: the final checkpoint of configs/retinanet_r50_fpn_bn_fp.py.
 load_from = 'checkpoints/retinanet_r50_fpn_bn_fp_coco.pth'
 

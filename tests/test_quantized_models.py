@@ -188,6 +188,32 @@ def train_steps(model, wrapper, n):
     return log_vars
 
 
+def test_frozen_backbone_stages_train_and_are_not_tr_scheduled():
+    """The R50 TRS config with MMDetection's usual frozen_stages=1: the frozen stem and
+    layer1 (in eval mode while training) still get their scales from the first batch,
+    their scales are frozen before any DDP wrapping, and TR scheduling leaves them out."""
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/retinanet_r50_w4a4_trs.py'))
+    cfg.model.backbone.frozen_stages = 1
+    model = build(cfg.model)
+    stem, l1 = model.backbone.conv1, model.backbone.layer1[0].conv1
+    l2 = model.backbone.layer2[0].conv1
+    # right after the build, as DDP would see it
+    for q in (stem, l1):
+        assert not q.weight.requires_grad
+        assert not q.weight_quantizer.scale.requires_grad
+        assert not q.act_quantizer.scale.requires_grad
+    assert l2.act_quantizer.scale.requires_grad
+    wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    w1 = l1.weight.detach().clone()
+    log_vars = train_steps(model, wrapper, 2)
+    assert torch.isfinite(log_vars['loss'])
+    assert not l1.training and l1.act_quantizer.is_initialized
+    assert torch.equal(l1.weight, w1)
+    names = wrapper._counter.names
+    assert 'backbone.layer2.0.conv1' in names
+    assert not any(n.startswith(('backbone.conv1', 'backbone.layer1.')) for n in names)
+
+
 @pytest.mark.parametrize('cfg_name', ['retinanet_r18_w1a1_sgd_demo.py',
                                       'retinanet_r18_w1a1_trs_demo.py'])
 def test_binary_demo_configs_train(cfg_name):

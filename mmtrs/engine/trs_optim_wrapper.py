@@ -111,6 +111,13 @@ class TransitionRateSchedulingMixin:
     def bind_model(self, model):
         """Give each quantized latent weight a param group of its own (`trs_layer` key)."""
         layers = quantized_layers(model)
+        # frozen layers (ResNet frozen_stages) never transition: scheduling them would
+        # only dilute the TR of Eq. 5
+        frozen = [n for n, m in layers if not m.weight.requires_grad]
+        layers = [(n, m) for n, m in layers if m.weight.requires_grad]
+        if frozen:
+            print_log(f'TRSOptimWrapper: {len(frozen)} frozen quantized layers are not '
+                      f'TR-scheduled (e.g. {frozen[0]})', logger='current')
         if not layers:
             raise ValueError(
                 'TRSOptimWrapper found no quantized layer (QConv2d) in the model: use a '

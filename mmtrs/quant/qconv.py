@@ -50,6 +50,13 @@ class QConv2d(nn.Conv2d):
                 device=conv.weight.device, dtype=conv.weight.dtype, **qkwargs)
         q.weight = conv.weight
         q.bias = conv.bias
+        if not conv.weight.requires_grad:
+            # a frozen conv (e.g. ResNet frozen_stages, frozen in the backbone's
+            # __init__) keeps its scales frozen too, and before DDP wraps the model:
+            # DDP fixes the set of parameters that get gradients when it is built
+            for quantizer in (q.weight_quantizer, q.act_quantizer):
+                if quantizer is not None:
+                    quantizer.scale.requires_grad_(False)
         return q
 
     def denorm_factor(self):

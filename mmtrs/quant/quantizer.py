@@ -149,7 +149,9 @@ class Quantizer(nn.Module):
 
     def forward(self, x):
         if not self.initialized:
-            if not self.training:
+            # A frozen stage (ResNet frozen_stages) is in eval mode during training, so
+            # "is a training batch" is told by grad mode: evaluation runs without grad.
+            if not (self.training or torch.is_grad_enabled()):
                 raise RuntimeError(
                     f'Quantizer {self.name or self.kind} has no scale yet: it is set from '
                     'the first training batch. Load a QAT checkpoint (one that contains '
@@ -179,15 +181,19 @@ class Quantizer(nn.Module):
     def init_from(self, x):
         """Set s (and the sign mode, if 'auto') from one batch.
 
-        Under multi-process training the statistics are those of the union of all
-        ranks' batches (sums are all-reduced), so every rank gets the same s and sign.
+        Under multi-process training the activation statistics are those of the union
+        of all ranks' batches (sums are all-reduced), so every rank gets the same s and
+        sign, equal to a single process's on the whole batch. Weights are replicated on
+        every rank: reducing them too would count each weight world-size times and shift
+        the unbiased std by a factor (n-1)/(n-1/W), enough to move weights across
+        levels (found by the 1- vs 2-process equivalence test).
         """
         from mmengine import dist
         x = x.detach().double()
         moments = torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()),
                                                                      dtype=torch.float64)])
         neg_min = -x.min()
-        if dist.get_world_size() > 1:
+        if self.kind == 'act' and dist.get_world_size() > 1:
             dist.all_reduce(moments, op='sum')
             dist.all_reduce(neg_min, op='max')
         total, total_sq, n = moments
