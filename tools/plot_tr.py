@@ -3,7 +3,7 @@
     python tools/plot_tr.py WORK_DIR [WORK_DIR ...] [--out tr_curves.png]
 
 Reads the scalars MMEngine's LocalVisBackend wrote (`<work_dir>/<timestamp>/vis_data/
-scalars.json`, newest run): `tr/target`, `tr/running_rate`, `tr/rate`, `tr/talr`, `lr`,
+scalars.json`, resumed runs stitched): `tr/target`, `tr/running_rate`, `tr/rate`, `tr/talr`, `lr`,
 `tr/transition_dist`. Runs trained with a plain optimizer contribute their measured TR
 and LR (they have no target or TALR).
 """
@@ -21,7 +21,7 @@ from mmtrs.utils.scalars import read_scalars  # noqa: E402
 
 
 def load_scalars(work_dir):
-    """{key: (iterations, values)} of the training scalars of the newest run."""
+    """{key: (iterations, values)} of the training scalars (resumed runs stitched)."""
     records = read_scalars(work_dir)
     if not records:
         raise FileNotFoundError(f'{work_dir}: no */vis_data/scalars.json (was it trained '

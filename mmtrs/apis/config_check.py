@@ -43,7 +43,9 @@ def check_config(cfg, training=True):
                             '--out data/synthetic_coco`.')
                 elif 'coco' in path:
                     hint = (' Put MS COCO 2017 under data/coco/ (annotations/instances_'
-                            'train2017.json, train2017/, val2017/) or set `data_root`.')
+                            'train2017.json, train2017/, val2017/) or symlink it there, or set '
+                            f'{key.rsplit(".", 1)[0].rsplit(".data_prefix", 1)[0]}.data_root '
+                            '(docs/coco_reproduction.md lists every key).')
                 raise ConfigError(f'{key}: {kind} {path!r} does not exist.{hint} (Override '
                                   f'with --cfg-options {key}=...)')
     for key in ('val_evaluator', 'test_evaluator'):

@@ -10,13 +10,27 @@ COCO_BBOX_METRICS = [('AP', 'coco/bbox_mAP'), ('AP50', 'coco/bbox_mAP_50'),
 
 
 def read_scalars(work_dir):
-    """Records of `<work_dir>/<timestamp>/vis_data/scalars.json` of the newest run, one
-    dict per logged step; [] when the work dir has none."""
-    runs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
-    if not runs:
-        return []
-    with open(runs[-1]) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    """Records of `<work_dir>/<timestamp>/vis_data/scalars.json`, one dict per logged
+    step; [] when the work dir has none.
+
+    A run resumed into the same work dir (`--resume`) writes a new timestamp dir that
+    starts at the resumed iteration: runs are stitched in time order, a later run
+    replacing the earlier records from its first iteration on (a fresh re-run, starting
+    at iteration 1, therefore replaces everything)."""
+    records = []
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+        with open(path) as f:
+            run = [json.loads(line) for line in f if line.strip()]
+        steps = [_step(r) for r in run if _step(r) is not None]
+        if steps:
+            first = min(steps)
+            records = [r for r in records if (_step(r) or 0) < first]
+        records += run
+    return records
+
+
+def _step(record):
+    return record.get('iter', record.get('step'))
 
 
 def final_metrics(work_dir):
