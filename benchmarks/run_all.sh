@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerate every benchmark table and plot of docs/results/ (issue 6) in one command:
+#
+#     bash benchmarks/run_all.sh            # everything
+#     SKIP_ACCURACY=1 bash benchmarks/run_all.sh   # cost benchmarks only (~10 min)
+#
+# Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
+# (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
+# do not share the machine with training: step_cost, memory, scaling, accuracy. Each
+# table goes to docs/results/<name>.txt under a header saying how it was measured.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash tools/install.sh
+PY="$ROOT/.venv/bin/python"
+"$PY" -m pip install --disable-pip-version-check -q -r requirements-bench.txt \
+  2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+OUT="$ROOT/docs/results"
+mkdir -p "$OUT"
+
+run() {  # run NAME CMD...: stdout -> $OUT/NAME.txt with a header
+  local name="$1"; shift
+  echo "[run_all] $name: $*"
+  local t0=$SECONDS
+  {
+    echo "# command: ${*#$ROOT/.venv/bin/}"
+    echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    "$@" 2> >(grep -v -i "warn" >&2) | grep -v " - mmengine - "
+  } > "$OUT/$name.txt"
+  echo "[run_all] $name done in $((SECONDS - t0)) s -> $OUT/$name.txt"
+  tail -n +4 "$OUT/$name.txt"
+}
+
+run step_cost "$PY" benchmarks/step_cost.py --iters 20 --batch 8 --size 256
+run memory "$PY" benchmarks/memory.py --iters 10 --batch 8 --size 256
+run scaling "$PY" benchmarks/scaling.py --iters 5 --plot "$OUT/scaling.png"
+if [[ -z "${SKIP_ACCURACY:-}" ]]; then
+  echo "[run_all] accuracy study (3 seeds x FP, W4A4/W3A3 SGD at 3 LRs and SGDT; resumable)"
+  "$PY" benchmarks/accuracy.py --out "$OUT"
+fi
+echo "[run_all] all results in $OUT/"
