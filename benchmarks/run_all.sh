@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate every benchmark table and plot of docs/results/ (issue 6) in one command:
 #
-#     bash benchmarks/run_all.sh            # everything
-#     SKIP_ACCURACY=1 bash benchmarks/run_all.sh   # cost benchmarks only (~10 min)
+#     bash benchmarks/run_all.sh                                  # everything
+#     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
 # (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
@@ -24,7 +24,7 @@ run() {  # run NAME CMD...: stdout -> $OUT/NAME.txt with a header
   local t0=$SECONDS
   {
     echo "# command: ${*#$ROOT/.venv/bin/}"
-    echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+    echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git describe --always --dirty 2>/dev/null || echo none)"
     echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
     "$@" 2> >(grep -v -i "warn" >&2) | grep -v " - mmengine - "
   } > "$OUT/$name.txt"
@@ -32,10 +32,12 @@ run() {  # run NAME CMD...: stdout -> $OUT/NAME.txt with a header
   tail -n +4 "$OUT/$name.txt"
 }
 
-run step_cost "$PY" benchmarks/step_cost.py --iters 20 --batch 8 --size 256
-run memory "$PY" benchmarks/memory.py --iters 10 --batch 8 --size 256
-run scaling "$PY" benchmarks/scaling.py --iters 5 --plot "$OUT/scaling.png"
-if [[ -z "${SKIP_ACCURACY:-}" ]]; then
+BENCHES="${BENCHES:-step_cost memory scaling accuracy}"
+want() { [[ " $BENCHES " == *" $1 "* ]]; }
+want step_cost && run step_cost "$PY" benchmarks/step_cost.py --iters 20 --batch 8 --size 256
+want memory && run memory "$PY" benchmarks/memory.py --iters 10 --batch 8 --size 256
+want scaling && run scaling "$PY" benchmarks/scaling.py --iters 5 --plot "$OUT/scaling.png"
+if want accuracy; then
   echo "[run_all] accuracy study (3 seeds x FP, W4A4/W3A3 SGD at 3 LRs and SGDT; resumable)"
   "$PY" benchmarks/accuracy.py --out "$OUT"
 fi
