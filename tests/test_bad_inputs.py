@@ -91,8 +91,11 @@ def test_negative_input_to_unsigned_quantizer():                             # 1
 def test_quantized_model_evaluated_without_scales():                         # 17
     q = Quantizer(4, 'weight', name='backbone.conv1.weight_quantizer')
     q.eval()
-    with pytest.raises(RuntimeError, match='Load a QAT checkpoint'):
-        q(torch.randn(3))
+    with torch.no_grad(), pytest.raises(RuntimeError, match='no scale yet.*Load a QAT checkpoint'):
+        q(torch.randn(3))  # evaluation (MMEngine's val/test loops run without grad)
+    # a frozen stage inside training: eval mode, grad on -> initialises from the batch
+    q(torch.randn(3))
+    assert q.is_initialized
 
 
 def cfg_with(**options):

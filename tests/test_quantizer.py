@@ -126,13 +126,6 @@ def test_unsigned_quantizer_rejects_negative_input_at_init():
         qa(torch.randn(2, 100))
 
 
-def test_uninitialized_quantizer_refuses_eval():
-    q = Quantizer(4, 'weight', name='backbone.conv1.weight_quantizer')
-    q.eval()
-    with pytest.raises(RuntimeError, match='no scale yet'):
-        q(torch.randn(10))
-
-
 @pytest.mark.parametrize('bits', [0, 9, 4.0, '4', True, None, -1])
 def test_bad_bit_widths(bits):
     with pytest.raises(ValueError, match='bit-width'):
