@@ -88,7 +88,7 @@ class Run:
 
 def plan(seeds, sgd_mults, trs_mults, work_dir, base_sgd=3, base_trs=1):
     """FP first, then the base grid (the first `base_sgd` SGD and `base_trs` SGDT LRs)
-    seed by seed, then the remaining LRs: an interrupted study has whole seeds."""
+    seed by seed, then the remaining LRs (SGDT first): an interrupted study has whole seeds."""
     fps, base, extra = [], [], []
     for s in seeds:
         fp = Run('FP', s, FP_CFG, osp.join(work_dir, 'fp', f'seed{s}'), [])
@@ -106,6 +106,9 @@ def plan(seeds, sgd_mults, trs_mults, work_dir, base_sgd=3, base_trs=1):
                               [f'optim_wrapper.optimizer.lr={BASE_QAT_LR * mult:g}'],
                               needs=fp)
                     (base if i < n_base else extra).append(run)
+    # extra SGDT LRs before extra SGD LRs: whether SGDT gains from a larger LR as SGD
+    # does is the question the base grid leaves open
+    extra.sort(key=lambda r: 'SGDT' not in r.variant)
     return fps + base + extra
 
 
