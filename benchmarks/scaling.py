@@ -12,13 +12,12 @@
    and a least-squares line (expected: linear, small intercept).
 """
 import argparse
-import copy
 import statistics
 import time
 
 import torch
 
-from variants import build_variant, synthetic_batch
+from variants import build_variant, median_step_times, synthetic_batch
 
 
 def step_times(points, variants, iters, warmup):
@@ -27,15 +26,7 @@ def step_times(points, variants, iters, warmup):
     for batch, size in points:
         data = synthetic_batch(batch, size)
         runs = {n: build_variant(n) for n in variants}
-        times = {n: [] for n in variants}
-        for it in range(warmup + iters):
-            for n in variants:
-                model, wrapper = runs[n]
-                t0 = time.perf_counter()
-                model.train_step(copy.copy(data), wrapper)
-                if it >= warmup:
-                    times[n].append(time.perf_counter() - t0)
-        out[(batch, size)] = {n: statistics.median(v) for n, v in times.items()}
+        out[(batch, size)] = median_step_times(runs, data, iters, warmup)
         print(f'  batch {batch:>2} {size:>3}px: ' + '  '.join(
             f'{n} {t * 1000:7.1f} ms' for n, t in out[(batch, size)].items())
             + f'  ratio {out[(batch, size)][variants[1]] / out[(batch, size)][variants[0]]:.3f}',

@@ -11,7 +11,6 @@ and WARNING lines of the MMEngine log). Exits non-zero when a check fails.
 import argparse
 import glob
 import math
-import os
 import os.path as osp
 import resource
 import sys

@@ -11,13 +11,12 @@ time of the TR bookkeeping alone (transition counting) relative to the QAT step.
 Absolute times on shared machines mean little; the ratios are the result.
 """
 import argparse
-import copy
 import statistics
 import time
 
 import torch
 
-from variants import build_variant, synthetic_batch
+from variants import build_variant, median_step_times, synthetic_batch
 
 
 def main():
@@ -33,15 +32,7 @@ def main():
     names = args.variants.split(',')
     data = synthetic_batch(args.batch, args.size)
     runs = {n: build_variant(n) for n in names}
-    times = {n: [] for n in names}
-    for it in range(args.warmup + args.iters):
-        for n in names:  # round-robin: each variant sees the same machine state
-            model, wrapper = runs[n]
-            t0 = time.perf_counter()
-            model.train_step(copy.copy(data), wrapper)
-            if it >= args.warmup:
-                times[n].append(time.perf_counter() - t0)
-    med = {n: statistics.median(v) for n, v in times.items()}
+    med = median_step_times(runs, data, args.iters, args.warmup)
     print(f'step cost, batch {args.batch}, {args.size}px, {args.iters} iters '
           f'(median; torch threads {torch.get_num_threads()})')
     base = med.get('fp')

@@ -15,7 +15,9 @@ Variants of the demo RetinaNet (same architecture, same data, same optimizer set
 """
 import copy
 import os.path as osp
+import statistics
 import sys
+import time
 
 import torch
 
@@ -107,7 +109,7 @@ def brevitas_qat(model):
 TOOLKIT = {'torchao_qat': torchao_qat, 'brevitas_qat': brevitas_qat}
 
 
-def build_variant(name, img_size=256):
+def build_variant(name):
     """(model in train mode, optim wrapper) of a variant, seeded identically."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
@@ -127,3 +129,16 @@ def build_variant(name, img_size=256):
         optim = Config.fromfile(osp.join(ROOT, CFG[QAT_OPTIM_FROM])).optim_wrapper
     model.train()
     return model, build_optim_wrapper(model, copy.deepcopy(optim))
+
+
+def median_step_times(runs, data, iters, warmup):
+    """{variant: median seconds of a training step} for `runs` ({name: (model, wrapper)}),
+    stepped round-robin so every variant sees the same machine state."""
+    times = {n: [] for n in runs}
+    for it in range(warmup + iters):
+        for n, (model, wrapper) in runs.items():
+            t0 = time.perf_counter()
+            model.train_step(copy.copy(data), wrapper)
+            if it >= warmup:
+                times[n].append(time.perf_counter() - t0)
+    return {n: statistics.median(v) for n, v in times.items()}
