@@ -6,6 +6,21 @@ def read_requirements(path):
         return [ln.strip() for ln in f if ln.strip() and not ln.startswith('#')]
 
 
+def extensions():
+    """The fused CPU quantizer kernel (mmtrs/quant/csrc). Optional: without torch at build
+    time (an isolated build) mmtrs installs without it and uses the ATen-op path."""
+    try:
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        return [], {}
+    ext = CppExtension(
+        'mmtrs.quant._fused_quantize', ['mmtrs/quant/csrc/fused_quantize.cpp'],
+        # -fopenmp: ATen's parallel_for is header code that needs it to use threads
+        extra_compile_args=['-O3', '-fopenmp'], extra_link_args=['-fopenmp'])
+    return [ext], {'build_ext': BuildExtension}
+
+
+ext_modules, cmdclass = extensions()
 setup(
     name='mmtrs',
     version='0.1.0',
@@ -14,4 +29,6 @@ setup(
     python_requires='>=3.9',
     install_requires=read_requirements('requirements.txt'),
     extras_require={'dev': read_requirements('requirements-dev.txt')},
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
 )

@@ -1,18 +1,26 @@
 """Accuracy study on the synthetic demo set (issue 6, item 4): FP, W4A4/W3A3 QAT with
 plain SGD at several learning rates, and with TR scheduling (SGDT), over several seeds.
 
-    python benchmarks/accuracy.py [--seeds 0,1,2] [--lr-mults 0.5,1,2,4]
-                                  [--trs-lr-mults 1,2] [--jobs 2] [--out docs/results]
+    python benchmarks/accuracy.py [--seeds 0,1,2] [--lr-mults 1,3,9] [--trs-lr-mults 1]
+                                  [--qat-iters 200] [--fp-iters 1000] [--fp-per-seed]
+                                  [--jobs 2] [--out docs/results]
 
-Per seed s: the FP demo detector is trained from scratch with seed s (1000 iterations),
-then every QAT variant starts from *that* FP checkpoint with seed s (300 iterations,
-equal schedules: the demo configs). SGD runs get the demo LR (3e-3) times each of
---lr-mults; SGDT runs the demo SGDT config at each of --trs-lr-mults (the LR of its
-non-quantized parameters, and U^0, since init_talr=None takes the LR when R^0 has been
-measured). SGD gets more LRs than SGDT: a gain of SGDT must not be a better LR. Every run is an ordinary `tools/train.py` run
-(logs, checkpoints, TR scalars under --work-dir); runs whose work dir already holds a
-final COCO evaluation are reused, so an interrupted study continues where it stopped
-(--force reruns everything).
+Default (about 45 min on 2 cores): one FP demo detector is trained from scratch (1000
+iterations, all cores), and every run starts from it. Per seed s, each QAT variant
+fine-tunes it with seed s for --qat-iters iterations, and so does the FP row, without
+quantization (configs/demo/retinanet_r18_fp_ft_demo.py): every row has the same start
+point, iterations and cosine schedule, as in the paper, where QAT starts from one
+pretrained FP model. `--fp-per-seed` instead trains an FP model from scratch per seed
+(the FP row, and the start point of that seed's QAT runs), which also puts the FP
+training's own seed-to-seed spread into the study (about 2 h with --qat-iters 300).
+
+SGD runs get the demo LR (3e-3) times each of --lr-mults; SGDT runs the demo SGDT config
+at each of --trs-lr-mults (the LR of its non-quantized parameters, and U^0, since
+init_talr=None takes the LR when R^0 has been measured). SGD gets more LRs than SGDT: a
+gain of SGDT must not be a better LR. Every run is an ordinary `tools/train.py` run (logs,
+checkpoints, TR scalars under --work-dir); runs whose work dir already holds a final
+COCO evaluation are reused, so an interrupted study continues where it stopped (--force
+reruns everything).
 
 Writes to --out: `accuracy.md` (mean, sample std and min-max of bbox AP, AP50, AP75,
 APs/APm/APl per variant, the per-seed table, and the command), `accuracy.json`, and
@@ -44,12 +52,28 @@ QAT_CFG = {
 BASE_QAT_LR = 3e-3  # the demo QAT configs' optimizer LR
 
 
-class Run:
-    """One tools/train.py invocation of the study."""
+FP_FT_CFG = 'configs/demo/retinanet_r18_fp_ft_demo.py'
 
-    def __init__(self, variant, seed, cfg, work_dir, options, needs=None):
+
+def schedule(iters, n_schedulers, checkpoint=True):
+    """--cfg-options giving a demo config `iters` iterations with its schedulers (all
+    spanning the whole run: cosine LR and, for SGDT, cosine target TR) stretched to match."""
+    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}']
+    for i in range(n_schedulers):
+        opts += [f'param_scheduler.{i}.end={iters}', f'param_scheduler.{i}.T_max={iters}']
+    if checkpoint:
+        opts.append(f'default_hooks.checkpoint.interval={iters}')
+    return opts
+
+
+class Run:
+    """One tools/train.py invocation of the study. An `exclusive` run is one every other
+    run waits for (the shared FP model): it gets all cores, nothing runs beside it."""
+
+    def __init__(self, variant, seed, cfg, work_dir, options, needs=None, exclusive=False):
         self.variant, self.seed, self.cfg = variant, seed, cfg
         self.work_dir, self.options, self.needs = work_dir, options, needs
+        self.exclusive = exclusive
         self.proc = self.start_time = self.log = None
         self.seconds = None
 
@@ -86,30 +110,55 @@ class Run:
         return True
 
 
-def plan(seeds, sgd_mults, trs_mults, work_dir, base_sgd=3, base_trs=1):
-    """FP first, then the base grid (the first `base_sgd` SGD and `base_trs` SGDT LRs)
-    seed by seed, then the remaining LRs (SGDT first): an interrupted study has whole seeds."""
-    fps, base, extra = [], [], []
+def qat_dir(work_dir, bits, kind, mult, iters, seed):
+    return osp.join(work_dir, f'{bits}_{kind}_lr{mult:g}_{iters}it', f'seed{seed}')
+
+
+def plan(seeds, sgd_mults, trs_mults, work_dir, qat_iters, fp_iters, fp_per_seed,
+         base_sgd=3, base_trs=1):
+    """The runs, in the order they start.
+
+    Shared FP (default): one FP model trained from scratch (seed of the first seed,
+    `fp_iters`) is the start point of every run; the FP row is that model fine-tuned with
+    the QAT schedule, no quantization, per seed. `fp_per_seed`: each seed trains its own
+    FP model, which is the FP row and the start point of that seed's QAT runs.
+    After FP, the base grid (the first `base_sgd` SGD and `base_trs` SGDT LRs) seed by
+    seed, then the remaining LRs (SGDT first): an interrupted study has whole seeds."""
+    fp_opts = schedule(fp_iters, 2)  # FP config: warm-up (ends at 100) + cosine
+    fp_opts = [o for o in fp_opts if not o.startswith('param_scheduler.0.')]
+    shared = None
+    if not fp_per_seed:
+        shared = Run('FP from scratch', seeds[0], FP_CFG,
+                     osp.join(work_dir, f'fp_base_{fp_iters}it'), fp_opts, exclusive=True)
+    runs, base, extra = [], [], []
+    if shared is not None:
+        runs.append(shared)
     for s in seeds:
-        fp = Run('FP', s, FP_CFG, osp.join(work_dir, 'fp', f'seed{s}'), [])
-        fps.append(fp)
+        if fp_per_seed:
+            start = Run('FP', s, FP_CFG, osp.join(work_dir, f'fp_{fp_iters}it', f'seed{s}'),
+                        fp_opts)
+            runs.append(start)
+        else:
+            start = shared
+            runs.append(Run('FP', s, FP_FT_CFG,
+                            osp.join(work_dir, f'fp_ft_{qat_iters}it', f'seed{s}'),
+                            schedule(qat_iters, 1, checkpoint=False), needs=shared))
         for bits in ('w4a4', 'w3a3'):
             for kind, mults, n_base in (('sgd', sgd_mults, base_sgd),
                                         ('trs', trs_mults, base_trs)):
                 for i, mult in enumerate(mults):
                     label = f'{bits.upper()} {"SGD" if kind == "sgd" else "SGDT"} lr x{mult:g}'
-                    # (the SGDT run at 1x keeps the demo's directory name)
-                    sub = f'{bits}_trs' if kind == 'trs' and mult == 1 else \
-                        f'{bits}_{kind}_lr{mult:g}'
                     run = Run(label, s, QAT_CFG[f'{bits}_{kind}'],
-                              osp.join(work_dir, sub, f'seed{s}'),
-                              [f'optim_wrapper.optimizer.lr={BASE_QAT_LR * mult:g}'],
-                              needs=fp)
+                              qat_dir(work_dir, bits, kind, mult, qat_iters, s),
+                              [f'optim_wrapper.optimizer.lr={BASE_QAT_LR * mult:g}'] +
+                              schedule(qat_iters, 2 if kind == 'trs' else 1,
+                                       checkpoint=False),
+                              needs=start)
                     (base if i < n_base else extra).append(run)
     # extra SGDT LRs before extra SGD LRs: whether SGDT gains from a larger LR as SGD
     # does is the question the base grid leaves open
     extra.sort(key=lambda r: 'SGDT' not in r.variant)
-    return fps + base + extra
+    return runs + base + extra
 
 
 def execute(runs, jobs, threads, force):
@@ -128,10 +177,13 @@ def execute(runs, jobs, threads, force):
                       f'{(time.time() - t0) / 60:.1f} min)', flush=True)
         # in plan order (FP first: every QAT run of a seed waits for its FP checkpoint)
         ready = [r for r in todo if r.needs is None or r.needs.done()]
-        while ready and len(running) < jobs:
-            r = ready.pop(0)
+        while ready and len(running) < jobs and not any(r.exclusive for r in running):
+            r = ready[0]
+            if r.exclusive and running:
+                break
+            ready.pop(0)
             todo.remove(r)
-            r.start(threads)
+            r.start(threads * jobs if r.exclusive else threads)
             running.append(r)
         if todo and not running:
             raise RuntimeError('no runnable job: a dependency failed')
@@ -178,7 +230,7 @@ def paired_row(summary, bits, a, b, what):
             f'{sum(d > 0 for d in diffs)}/{len(diffs)} |')
 
 
-def markdown(summary, seeds, command, minutes, jobs, threads):
+def markdown(summary, seeds, command, minutes, jobs, threads, setup):
     names = [n for n, _ in COCO_BBOX_METRICS]
     lines = [
         '# Accuracy study on the synthetic demo set', '',
@@ -188,8 +240,7 @@ def markdown(summary, seeds, command, minutes, jobs, threads):
         f'{platform.processor() or platform.machine()}, Python {platform.python_version()}).',
         '',
         f'COCO bbox AP (%) on the 50-image synthetic val set, {len(seeds)} seeds '
-        f'({", ".join(map(str, seeds))}). Each seed trains its own FP model (1000 iters) '
-        'and every QAT run of that seed starts from it (300 iters, same schedule). '
+        f'({", ".join(map(str, seeds))}). {setup} '
         'Cells: mean ± sample std over seeds [min-max]; n = seeds finished.', '',
         '| variant | n | ' + ' | '.join(names) + ' |',
         '|---|---|' + '---|' * len(names)]
@@ -225,10 +276,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--seeds', default='0,1,2')
-    parser.add_argument('--lr-mults', default='0.5,1,2,4',
+    parser.add_argument('--lr-mults', default='1,3,9',
                         help='SGD learning rates, times the demo LR 3e-3')
-    parser.add_argument('--trs-lr-mults', default='1,2',
+    parser.add_argument('--trs-lr-mults', default='1',
                         help='SGDT learning rates (ordinary LR, and U^0), times 3e-3')
+    parser.add_argument('--qat-iters', type=int, default=200,
+                        help='iterations of every fine-tuning run (QAT and the FP row)')
+    parser.add_argument('--fp-iters', type=int, default=1000,
+                        help='iterations of FP training from scratch')
+    parser.add_argument('--fp-per-seed', action='store_true',
+                        help='train an FP model from scratch per seed (the FP row and '
+                             "that seed's QAT start point) instead of one shared model")
     parser.add_argument('--jobs', type=int, default=2,
                         help='runs at a time (each gets cores/jobs torch threads)')
     parser.add_argument('--work-dir', default='work_dirs/accuracy')
@@ -248,13 +306,24 @@ def main():
         from mmtrs.datasets.synthetic_coco import make_synthetic_coco
         make_synthetic_coco('data/synthetic_coco')
 
-    runs = plan(seeds, mults, trs_mults, args.work_dir)
+    runs = plan(seeds, mults, trs_mults, args.work_dir, args.qat_iters, args.fp_iters,
+                args.fp_per_seed)
+    if args.fp_per_seed:
+        setup = (f'Each seed trains its own FP model ({args.fp_iters} iters; the FP row) '
+                 f'and every QAT run of that seed starts from it ({args.qat_iters} iters, '
+                 'same schedule).')
+    else:
+        setup = (f'One FP model trained from scratch (seed {seeds[0]}, {args.fp_iters} '
+                 'iters; row "FP from scratch") is the start point of every run. Per seed, '
+                 f'every QAT variant and the FP row fine-tune it for {args.qat_iters} '
+                 'iterations with the same cosine schedule; the FP row without '
+                 'quantization, at 1x LR.')
     seconds = 0.0 if args.summarize_only else execute(runs, args.jobs, threads, args.force)
     summary = summarize(runs)
     os.makedirs(args.out, exist_ok=True)
     command = 'python benchmarks/accuracy.py ' + ' '.join(
         shlex.quote(a) for a in sys.argv[1:])
-    md = markdown(summary, seeds, command.strip(), seconds / 60, args.jobs, threads)
+    md = markdown(summary, seeds, command.strip(), seconds / 60, args.jobs, threads, setup)
     with open(osp.join(args.out, 'accuracy.md'), 'w') as f:
         f.write(md)
     with open(osp.join(args.out, 'accuracy.json'), 'w') as f:
@@ -263,8 +332,8 @@ def main():
     from tools.plot_tr import plot
     for bits in ('w4a4', 'w3a3'):
         s0 = seeds[0]
-        dirs = [osp.join(args.work_dir, f'{bits}_trs', f'seed{s0}'),
-                osp.join(args.work_dir, f'{bits}_sgd_lr1', f'seed{s0}')]
+        dirs = [qat_dir(args.work_dir, bits, 'trs', 1, args.qat_iters, s0),
+                qat_dir(args.work_dir, bits, 'sgd', 1, args.qat_iters, s0)]
         if all(osp.isdir(d) for d in dirs):
             plot(dirs, osp.join(args.out, f'tr_sgdt_vs_sgd_{bits}.png'),
                  [f'{bits.upper()} SGDT (1x LR)', f'{bits.upper()} SGD (1x LR)'])

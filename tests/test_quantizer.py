@@ -5,6 +5,20 @@ import pytest
 import torch
 
 from mmtrs.quant import NegativeInputError, Quantizer, check_bits, quant_range
+from mmtrs.quant import quantizer as quantizer_module
+
+PATHS = ['fused', 'aten']
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    """Run a test on the fused CPU kernel and on the ATen-op path (the one GPUs use)."""
+    if request.param == 'fused':
+        if not quantizer_module.fused_kernel_available():
+            pytest.fail('the fused quantizer kernel is not built: run `pip install -e .`')
+    else:
+        monkeypatch.setattr(quantizer_module, '_fused_quantize', None)
+    return request.param
 
 
 def make_q(bits, kind='weight', signed=None, s=1.0, learn=True):
@@ -45,7 +59,7 @@ CASES = [
 
 
 @pytest.mark.parametrize('bits,kind,signed,s,x,levels', CASES)
-def test_levels_and_output_by_hand(bits, kind, signed, s, x, levels):
+def test_levels_and_output_by_hand(bits, kind, signed, s, x, levels, path):
     q = make_q(bits, kind, signed, s)
     x = torch.tensor(x)
     lv = torch.tensor(levels, dtype=torch.float32)
@@ -55,7 +69,7 @@ def test_levels_and_output_by_hand(bits, kind, signed, s, x, levels):
 
 
 @pytest.mark.parametrize('bits,kind,signed,s,x,levels', CASES)
-def test_ste_and_lsq_gradients_closed_form(bits, kind, signed, s, x, levels):
+def test_ste_and_lsq_gradients_closed_form(bits, kind, signed, s, x, levels, path):
     q = make_q(bits, kind, signed, s)
     alpha, beta, gamma = quant_range(bits, q.signed)
     x = torch.tensor(x, requires_grad=True)
@@ -106,7 +120,7 @@ def test_scale_init_from_first_batch():
     assert qa.is_initialized and not qa.signed
 
 
-def test_auto_sign_decided_on_first_batch_and_kept():
+def test_auto_sign_decided_on_first_batch_and_kept(path):
     qa = Quantizer(4, 'act', signed='auto')
     qa.train()
     qa(torch.randn(2, 100))
@@ -124,6 +138,67 @@ def test_unsigned_quantizer_rejects_negative_input_at_init():
     qa.train()
     with pytest.raises(NegativeInputError, match='neck.fpn_convs.0.conv'):
         qa(torch.randn(2, 100))
+
+
+@pytest.mark.parametrize('bits,kind,signed', [
+    (4, 'weight', None), (3, 'act', True), (4, 'act', False), (1, 'weight', None),
+    (2, 'act', False)])
+def test_fused_kernel_matches_float64_reference(bits, kind, signed):
+    """The fused kernel on tensors large enough to be split across threads, against an
+    independent float64 evaluation of Eq. 13 and its gradients (levels must agree
+    exactly; the sums to float32 accuracy)."""
+    torch.manual_seed(bits)
+    q = make_q(bits, kind, signed, s=0.9)
+    alpha, beta, gamma = quant_range(bits, q.signed)
+    x = torch.randn(4, 16, 96, 97) * 0.7
+    if kind == 'act' and not signed:
+        x = x.relu()
+    x.requires_grad_(True)
+    up = torch.randn(x.shape)
+    out = q(x)
+    (out * up).sum().backward()
+
+    x64, up64, s64 = x.detach().double(), up.double(), 0.9
+    v = x64 * gamma / float(torch.tensor(s64, dtype=torch.float32))
+    clipped = v.clamp(alpha, beta)
+    levels = torch.where(clipped >= 0, 1.0, -1.0) if bits == 1 and q.signed else clipped.round()
+    inside = (v >= alpha) & (v <= beta)
+    # levels equal except where float32 and float64 disagree about a .5 tie
+    ties = ((v - v.floor()) - 0.5).abs() < 1e-5
+    assert torch.equal((out.detach().double() * gamma)[~ties], levels[~ties])
+    assert torch.equal(x.grad != 0, inside & (up64 != 0))
+    assert torch.allclose(x.grad.double(), up64 * inside / s64, rtol=1e-6)
+    n = x.numel() if kind == 'weight' else x[0].numel()
+    gs = -(up64 * inside * x64).sum() / s64 ** 2 / math.sqrt(n * beta)
+    assert math.isclose(float(q.scale.grad), float(gs), rel_tol=1e-4)
+
+
+def test_fused_and_aten_paths_agree_bit_for_bit(monkeypatch):
+    """Forward outputs of both paths are equal bit for bit (same float32 operations);
+    the gradients too, but for the order of the scale gradient's sum."""
+    torch.manual_seed(0)
+    x0 = torch.randn(2, 8, 64, 65) * 0.5
+    results = []
+    for use_fused in (True, False):
+        if not use_fused:
+            monkeypatch.setattr(quantizer_module, '_fused_quantize', None)
+        q = make_q(3, 'act', True, s=0.37)
+        x = x0.clone().requires_grad_(True)
+        out = q(x)
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        results.append((out.detach(), x.grad, q.scale.grad))
+    (o1, g1, s1), (o2, g2, s2) = results
+    assert torch.equal(o1, o2) and torch.equal(g1, g2)
+    assert torch.allclose(s1, s2, rtol=1e-5)
+
+
+def test_negative_input_caught_in_the_quantizing_pass(path):
+    q = make_q(4, 'act', False, s=1.0)
+    q.name = 'bbox_head.cls_convs.0.conv.act_quantizer'
+    x = torch.rand(2, 3, 40, 40)
+    x[1, 2, 7, 9] = -0.25
+    with pytest.raises(NegativeInputError, match=r'cls_convs.0.conv.*min -0.25'):
+        q(x)
 
 
 @pytest.mark.parametrize('bits', [0, 9, 4.0, '4', True, None, -1])

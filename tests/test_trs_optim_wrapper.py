@@ -282,3 +282,46 @@ def test_running_tr_tracks_a_scheduled_target():
             errs.append(abs(wrapper.running_tr - wrapper.target_tr) / wrapper.target_tr)
     assert np.mean(errs) < 0.25, np.mean(errs)
     assert np.mean(K[-50:]) < 0.8 * np.mean(K[150:200])
+
+
+@pytest.mark.parametrize('w_bits', [1, 3, 4])
+def test_transition_counts_fused_and_aten_match_numpy(w_bits, monkeypatch):
+    """Eq. 5 counts of the fused one-pass kernel and of the ATen path (GPUs) against
+    numpy on weights large enough to be split across threads."""
+    from mmtrs.engine.transition_counter import TransitionCounter
+    from mmtrs.quant import quantizer as qmod
+    assert qmod.fused_kernel_available(), 'fused kernel not built: run `pip install -e .`'
+    torch.manual_seed(w_bits)
+    layers = [QConv2d(64, 128, 3, w_bits=w_bits, a_bits=None, name=f'c{i}') for i in range(2)]
+    for q in layers:
+        q.weight_quantizer.scale.data.fill_(float(q.weight.detach().std() * 3))
+        q.weight_quantizer.initialized.fill_(1)
+
+    def np_levels(q):
+        gamma = 2 ** (w_bits - 1) if w_bits > 1 else 1
+        v = gamma * q.weight.detach().double().numpy() / float(q.weight_quantizer.scale)
+        if w_bits == 1:
+            return np.where(np.clip(v, -1, 1) >= 0, 1, -1)
+        return np.round(np.clip(v, -2 ** (w_bits - 1), 2 ** (w_bits - 1) - 1))
+
+    named = [(f'c{i}', q) for i, q in enumerate(layers)]
+    fused, aten = TransitionCounter(named), TransitionCounter(named)
+    assert fused.count() is None
+    with monkeypatch.context() as mp:
+        mp.setattr(qmod, '_fused_quantize', None)
+        assert aten.count() is None
+    for step in range(3):
+        before = [np_levels(q) for q in layers]
+        with torch.no_grad():
+            for q in layers:
+                q.weight.add_(torch.randn_like(q.weight) * q.weight.std() * 0.1 * (step + 1))
+        expected = [float((np_levels(q) != b).sum()) for q, b in zip(layers, before)]
+        got_fused = fused.count().tolist()
+        with monkeypatch.context() as mp:
+            mp.setattr(qmod, '_fused_quantize', None)
+            got_aten = aten.count().tolist()
+        assert got_fused == got_aten
+        assert min(expected) > 100
+        # float32 vs float64 may disagree about a weight sitting on a .5 tie
+        assert got_fused == pytest.approx(expected, abs=2)
+        assert all(torch.equal(a, b) for a, b in zip(fused.prev, aten.prev))

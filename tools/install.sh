@@ -14,7 +14,7 @@ STAMP="$VENV/.mmtrs-install-stamp"
 
 hash_inputs() {
   cat "$ROOT/requirements.txt" "$ROOT/requirements-dev.txt" "$ROOT/setup.py" \
-      "$ROOT/tools/install.sh" | sha256sum | cut -d' ' -f1
+      "$ROOT/tools/install.sh" "$ROOT"/mmtrs/quant/csrc/*.cpp | sha256sum | cut -d' ' -f1
 }
 want="$(hash_inputs)"
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]] && "$VENV/bin/python" -c "import mmtrs" 2>/dev/null; then
@@ -48,6 +48,7 @@ if ! "$VPY" -c "import mmcv, mmcv.ops" 2>/dev/null; then
   "${PIP[@]}" "$WHEEL_CACHE"/mmcv-2.1.0-*.whl
 fi
 "${PIP[@]}" -r "$ROOT/requirements.txt" -r "$ROOT/requirements-dev.txt"
+# also compiles the fused quantizer kernel (mmtrs/quant/csrc, ~1 min)
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
-"$VPY" -c "import torch, mmcv, mmcv.ops, mmdet, mmengine, mmtrs; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmengine', mmengine.__version__)"
+"$VPY" -c "import torch, mmcv, mmcv.ops, mmdet, mmengine, mmtrs; from mmtrs.quant.quantizer import fused_kernel_available as f; assert f(), 'fused quantizer kernel not built'; print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'mmengine', mmengine.__version__, '+ fused quantizer kernel')"
 echo "$want" > "$STAMP"

@@ -2,6 +2,23 @@
 points (the quantity of the paper's Fig. 3d)."""
 import torch
 
+from mmtrs.quant import quantizer as qmod
+
+
+def _update_levels(layer, prev):
+    """Number of weights of `layer` whose level differs from `prev` (an int, or a 0-dim
+    tensor on the weights' device); `prev` is updated to the current levels in place.
+    One fused pass on CPU float32 weights."""
+    q, w = layer.weight_quantizer, layer.weight.detach()
+    if qmod.fused_kernel_available() and qmod._use_fused(w) and prev.is_contiguous():
+        alpha, beta, gamma = q.qrange
+        c = float(q.scale.detach().reciprocal() * gamma)  # as discretize computes gamma/s
+        return qmod._fused_quantize.update_levels(w, c, alpha, beta, q.use_sign, prev)
+    new = q.discretize(w).to(torch.int8)
+    changed = (new != prev).sum()  # a device tensor: no per-layer sync on GPUs
+    prev.copy_(new)
+    return changed
+
 
 class TransitionCounter:
     """Keeps the integer levels of the controlled weights and counts how many changed.
@@ -25,17 +42,18 @@ class TransitionCounter:
 
     @torch.no_grad()
     def count(self):
-        """Per-layer number of changed levels since the previous call (Eq. 5 numerator).
+        """Per-layer number of changed levels since the previous call (Eq. 5 numerator);
+        the stored levels become the current ones.
 
         Returns None on the first call, when there is nothing to compare with.
         """
-        new = self.levels()
-        changed = None
-        if self.prev is not None:
-            changed = torch.stack([(a != b).sum() for a, b in zip(new, self.prev)])
-            changed = changed.to(torch.float64)
-        self.prev = new
-        return changed
+        if self.prev is None:
+            self.prev = self.levels()
+            return None
+        counts = [_update_levels(m, prev) for m, prev in zip(self.layers, self.prev)]
+        if all(isinstance(c, int) for c in counts):
+            return torch.tensor(counts, dtype=torch.float64)
+        return torch.stack([torch.as_tensor(c) for c in counts]).to('cpu', torch.float64)
 
     @torch.no_grad()
     def transition_distance(self, near=0.05):

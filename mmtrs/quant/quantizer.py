@@ -43,6 +43,21 @@ def _levels_(v, use_sign):
     return v.round_()
 
 
+try:  # the fused CPU kernels (mmtrs/quant/csrc), built by `pip install -e .`
+    from . import _fused_quantize
+except ImportError:  # not built (e.g. an isolated build without torch): ATen ops only
+    _fused_quantize = None
+
+
+def fused_kernel_available():
+    return _fused_quantize is not None
+
+
+def _use_fused(x):
+    return _fused_quantize is not None and x.device.type == 'cpu' and \
+        x.dtype == torch.float32
+
+
 class _QuantizeFn(torch.autograd.Function):
     """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
 
@@ -53,31 +68,51 @@ class _QuantizeFn(torch.autograd.Function):
         grad_x = grad / s inside the clipping range, 0 outside (STE)
         grad_s = -sum_inside(grad * x) / s^2 * grad_factor = -dot(grad_x, x) / s * gf
     `low_clip=False` skips the lower-bound test where the input is known to be >= 0
-    (unsigned activations whose sign is checked on the forward pass).
+    (unsigned activations whose sign is checked on the forward pass). `on_negative`, if
+    given, is called with min(x) when the input has a negative element and returns the
+    exception to raise (the sign check of unsigned activations, done in the same pass).
+
+    On float32 CPU tensors both directions run as one fused pass each
+    (`_fused_quantize`); elsewhere (GPU, other dtypes, extension not built) as ATen ops.
+    Both give the same forward bit for bit.
     """
 
     @staticmethod
-    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip=True):
-        v = x * (gamma / s)
-        outside = v > beta
-        if low_clip:
-            outside |= v < alpha
-        d = _levels_(v.clamp_(alpha, beta), use_sign)
+    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip=True,
+                on_negative=None):
+        if _use_fused(x):
+            # gamma / s as ATen computes it (reciprocal, then product, in float32)
+            c = float(s.detach().reciprocal() * gamma)
+            out, outside, x_min = _fused_quantize.quantize_forward(
+                x, c, alpha, beta, gamma, use_sign, low_clip, on_negative is not None)
+        else:
+            x_min = float(x.min()) if on_negative is not None else 0.0
+            v = x * (gamma / s)
+            outside = v > beta
+            if low_clip:
+                outside |= v < alpha
+            out = _levels_(v.clamp_(alpha, beta), use_sign).div_(gamma)
+        if on_negative is not None and x_min < 0:
+            raise on_negative(x_min)
         ctx.save_for_backward(x, s, outside)
         ctx.grad_factor = grad_factor
-        return d.div_(gamma)
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         x, s, outside = ctx.saved_tensors
-        grad_x = (grad / s).masked_fill_(outside, 0)
-        grad_s = None
-        if ctx.needs_input_grad[1]:
-            dot = torch.dot(grad_x.reshape(-1), x.reshape(-1))
-            grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
+        want_s = ctx.needs_input_grad[1]
+        if _use_fused(grad) and _use_fused(x):
+            grad_x, dot = _fused_quantize.quantize_backward(grad, x, outside, float(s),
+                                                            want_s)
+            dot = s.new_tensor(dot)
+        else:
+            grad_x = (grad / s).masked_fill_(outside, 0)
+            dot = torch.dot(grad_x.reshape(-1), x.reshape(-1)) if want_s else None
+        grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape) if want_s else None
         if not ctx.needs_input_grad[0]:
             grad_x = None
-        return grad_x, grad_s, None, None, None, None, None, None
+        return grad_x, grad_s, None, None, None, None, None, None, None
 
 
 class Quantizer(nn.Module):
@@ -157,15 +192,15 @@ class Quantizer(nn.Module):
                     'the first training batch. Load a QAT checkpoint (one that contains '
                     '`*_quantizer.scale`) or calibrate with mmtrs.quant.calibrate_quantizers.')
             self.init_from(x)
-        if self.kind == 'act' and not self.signed and self.check_sign:
-            self._check_non_negative(x)
+        check = self.kind == 'act' and not self.signed and self.check_sign
         alpha, beta, gamma = self.qrange
         # LSQ gradient scale: N = number of weights, or features per example.
         n = x.numel() if self.kind == 'weight' else x[0].numel()
         self._grad_factor = 1.0 / math.sqrt(n * beta)
         low_clip = alpha < 0 or not self.check_sign  # unsigned + checked: x >= 0 known
         return _QuantizeFn.apply(x, self.scale, alpha, beta, gamma, self.use_sign,
-                                 self._grad_factor, low_clip)
+                                 self._grad_factor, low_clip,
+                                 self._negative_error if check else None)
 
     def denorm_scale(self):
         """s for the de-normalization h (Eq. 3), carrying the same LSQ gradient scale
@@ -214,10 +249,8 @@ class Quantizer(nn.Module):
         self.scale.data.fill_(s)
         self.initialized.fill_(1)
 
-    def _check_non_negative(self, x):
-        m = x.detach().min()
-        if m < 0:
-            raise NegativeInputError(self._negative_msg(float(m)))
+    def _negative_error(self, m):
+        return NegativeInputError(self._negative_msg(m))
 
     def _negative_msg(self, m):
         return (f'Unsigned activation quantizer `{self.name}` received a negative input '

@@ -1,0 +1,198 @@
+// Fused CPU kernels for the Eq. 13 quantizer (mmtrs/quant/quantizer.py, _QuantizeFn).
+//
+// The quantizer runs on every activation of the network; written as ATen ops it makes
+// ~7 passes over memory forward (scale, two compares, clamp, round, divide, sign-check
+// min) and ~4 backward (divide, masked fill, dot). These kernels do one pass each way.
+// They reproduce the ATen path's float32 arithmetic operation by operation, so the
+// forward output and mask are bit-identical to it (tested); only the order of the
+// backward dot-product sum differs (accumulated in double here).
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace {
+
+constexpr int64_t kGrain = 16384;
+// (v + 1.5 * 2^23) - 1.5 * 2^23 rounds v to the nearest integer, ties to even (IEEE
+// default rounding), for |v| < 2^22: the same as torch.round, and it vectorizes with
+// plain SSE2 where nearbyintf would be a libm call per element. |v| <= 128 here.
+constexpr float kRoundMagic = 12582912.0f;
+
+// `#pragma omp simd` lets the compiler vectorize the min / sum reductions, which plain
+// -O3 may not reorder; the masks are handled as bytes and blended with bit operations,
+// as gcc leaves a bool-conditioned select unvectorized.
+template <bool kSign, bool kLowClip, bool kMin>
+float forward_range(const float* __restrict x, float* __restrict out,
+                    uint8_t* __restrict outside, int64_t begin, int64_t end, float c,
+                    float alpha, float beta, float gamma) {
+  float mn = std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(min : mn)
+  for (int64_t i = begin; i < end; ++i) {
+    const float xi = x[i];
+    const float v = xi * c;                      // x * (gamma / s)
+    bool out_i = v > beta;                       // STE mask of Eq. 13 ...
+    if (kLowClip) out_i |= v < alpha;            // ... taken before rounding
+    outside[i] = out_i;
+    const float cl = v > beta ? beta : (v < alpha ? alpha : v);   // clip (NaN stays NaN)
+    const float d = kSign ? (cl >= 0.f ? 1.f : -1.f) : (cl + kRoundMagic) - kRoundMagic;
+    out[i] = d / gamma;                          // x_q = x_d / gamma
+    if (kMin) mn = xi < mn ? xi : mn;
+  }
+  return mn;
+}
+
+// q where the mask byte is 0, +0.0f where it is 1 (masked_fill(outside, 0))
+inline float unless_outside(float q, uint8_t outside) {
+  uint32_t bits;
+  std::memcpy(&bits, &q, sizeof bits);
+  bits &= static_cast<uint32_t>(outside) - 1u;
+  std::memcpy(&q, &bits, sizeof bits);
+  return q;
+}
+
+template <bool kSign, bool kLowClip, bool kMin>
+float forward_all(const float* x, float* out, uint8_t* outside, int64_t n, float c,
+                  float alpha, float beta, float gamma) {
+  return at::parallel_reduce(
+      0, n, kGrain, std::numeric_limits<float>::infinity(),
+      [&](int64_t b, int64_t e, float ident) {
+        const float m = forward_range<kSign, kLowClip, kMin>(x, out, outside, b, e, c,
+                                                              alpha, beta, gamma);
+        return m < ident ? m : ident;
+      },
+      [](float a, float b) { return a < b ? a : b; });
+}
+
+void check_input(const at::Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat, name, " must be float32");
+}
+
+}  // namespace
+
+// Returns (x_q, outside mask, min(x) or +inf if not asked). c = gamma / s computed by the
+// caller exactly as the ATen path does (float32 reciprocal(s) * gamma).
+std::tuple<at::Tensor, at::Tensor, double> quantize_forward(
+    const at::Tensor& x_in, double c, double alpha, double beta, double gamma,
+    bool use_sign, bool low_clip, bool want_min) {
+  check_input(x_in, "x");
+  const at::Tensor x = x_in.contiguous();
+  at::Tensor out = at::empty_like(x);
+  at::Tensor outside = at::empty(x.sizes(), x.options().dtype(at::kBool));
+  const float* xp = x.const_data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  uint8_t* mp = reinterpret_cast<uint8_t*>(outside.data_ptr<bool>());
+  const int64_t n = x.numel();
+  const float cf = static_cast<float>(c), af = static_cast<float>(alpha),
+              bf = static_cast<float>(beta), gf = static_cast<float>(gamma);
+  float mn;
+#define MMTRS_FWD(S, L, M) mn = forward_all<S, L, M>(xp, op, mp, n, cf, af, bf, gf)
+#define MMTRS_FWD_M(S, L) if (want_min) MMTRS_FWD(S, L, true); else MMTRS_FWD(S, L, false)
+#define MMTRS_FWD_LM(S) if (low_clip) { MMTRS_FWD_M(S, true); } else { MMTRS_FWD_M(S, false); }
+  if (use_sign) {
+    MMTRS_FWD_LM(true)
+  } else {
+    MMTRS_FWD_LM(false)
+  }
+#undef MMTRS_FWD_LM
+#undef MMTRS_FWD_M
+#undef MMTRS_FWD
+  return {out, outside, static_cast<double>(mn)};
+}
+
+// Returns (grad_x, dot(grad_x, x)). grad_x = grad / s inside the clipping range, 0 outside
+// (STE); the dot gives the LSQ scale gradient, skipped (0) unless asked.
+std::tuple<at::Tensor, double> quantize_backward(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& outside_in,
+    double s, bool want_dot) {
+  check_input(grad_in, "grad");
+  check_input(x_in, "x");
+  TORCH_CHECK(grad_in.numel() == x_in.numel() && outside_in.numel() == x_in.numel(),
+              "grad, x and mask sizes differ");
+  const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(),
+                   outside = outside_in.contiguous();
+  at::Tensor grad_x = at::empty_like(x);
+  const float* gp = grad.const_data_ptr<float>();
+  const float* xp = x.const_data_ptr<float>();
+  const uint8_t* mp = reinterpret_cast<const uint8_t*>(outside.const_data_ptr<bool>());
+  float* gxp = grad_x.data_ptr<float>();
+  const float sf = static_cast<float>(s);
+  const int64_t n = x.numel();
+  if (!want_dot) {
+    at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+#pragma omp simd
+      for (int64_t i = b; i < e; ++i) gxp[i] = unless_outside(gp[i] / sf, mp[i]);
+    });
+    return {grad_x, 0.0};
+  }
+  const double dot = at::parallel_reduce(
+      0, n, kGrain, 0.0,
+      [&](int64_t b, int64_t e, double ident) {
+        // float partial sums over blocks of 2048 (vectorized), added up in double:
+        // accurate over millions of elements
+        double acc = ident;
+        for (int64_t blk = b; blk < e; blk += 2048) {
+          const int64_t stop = e - blk > 2048 ? blk + 2048 : e;
+          float part = 0.f;
+#pragma omp simd reduction(+ : part)
+          for (int64_t i = blk; i < stop; ++i) {
+            const float g = unless_outside(gp[i] / sf, mp[i]);
+            gxp[i] = g;
+            part += g * xp[i];
+          }
+          acc += part;
+        }
+        return acc;
+      },
+      [](double a, double b) { return a + b; });
+  return {grad_x, dot};
+}
+
+// TR bookkeeping (Eq. 5): the integer levels of w written into `levels` (int8, updated in
+// place) and the number of them that changed, in one pass over the weights. Levels are
+// those of the forward kernel (same arithmetic), before the division by gamma.
+int64_t update_levels(const at::Tensor& w_in, double c, double alpha, double beta,
+                      bool use_sign, at::Tensor& levels) {
+  check_input(w_in, "w");
+  TORCH_CHECK(levels.scalar_type() == at::kChar && levels.is_contiguous() &&
+                  levels.numel() == w_in.numel(),
+              "levels must be a contiguous int8 tensor of w's size");
+  const at::Tensor w = w_in.contiguous();
+  const float* wp = w.const_data_ptr<float>();
+  int8_t* lp = levels.data_ptr<int8_t>();
+  const float cf = static_cast<float>(c), af = static_cast<float>(alpha),
+              bf = static_cast<float>(beta);
+  return at::parallel_reduce(
+      0, w.numel(), kGrain, int64_t(0),
+      [&](int64_t b, int64_t e, int64_t ident) {
+        int32_t changed = 0;  // 32-bit sums vectorize better; one block fits easily
+        int64_t total = ident;
+        for (int64_t blk = b; blk < e; blk += 65536) {
+          const int64_t stop = e - blk > 65536 ? blk + 65536 : e;
+          changed = 0;
+#pragma omp simd reduction(+ : changed)
+          for (int64_t i = blk; i < stop; ++i) {
+            const float v = wp[i] * cf;
+            const float cl = v > bf ? bf : (v < af ? af : v);
+            const float d = use_sign ? (cl >= 0.f ? 1.f : -1.f)
+                                     : (cl + kRoundMagic) - kRoundMagic;
+            const int8_t lv = static_cast<int8_t>(d);
+            changed += lv != lp[i];
+            lp[i] = lv;
+          }
+          total += changed;
+        }
+        return total;
+      },
+      [](int64_t a, int64_t b) { return a + b; });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("quantize_forward", &quantize_forward, "Eq. 13 quantizer forward (fused, CPU)");
+  m.def("quantize_backward", &quantize_backward, "Eq. 13 quantizer backward (fused, CPU)");
+  m.def("update_levels", &update_levels, "Eq. 5 transitions: update int8 levels, count changes");
+}
