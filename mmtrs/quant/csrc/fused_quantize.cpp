@@ -152,6 +152,31 @@ std::tuple<at::Tensor, double> quantize_backward(
   return {grad_x, dot};
 }
 
+namespace {
+
+template <bool kSign>
+int64_t update_levels_range(const float* __restrict w, int8_t* __restrict levels,
+                            int64_t begin, int64_t end, float c, float alpha, float beta) {
+  int64_t total = 0;
+  for (int64_t blk = begin; blk < end; blk += 65536) {
+    const int64_t stop = end - blk > 65536 ? blk + 65536 : end;
+    int32_t changed = 0;  // a 32-bit sum vectorizes with the 32-bit floats
+#pragma omp simd reduction(+ : changed)
+    for (int64_t i = blk; i < stop; ++i) {
+      const float v = w[i] * c;
+      const float cl = v > beta ? beta : (v < alpha ? alpha : v);
+      const float d = kSign ? (cl >= 0.f ? 1.f : -1.f) : (cl + kRoundMagic) - kRoundMagic;
+      const int32_t lv = static_cast<int32_t>(d);
+      changed += lv != levels[i];
+      levels[i] = static_cast<int8_t>(lv);
+    }
+    total += changed;
+  }
+  return total;
+}
+
+}  // namespace
+
 // TR bookkeeping (Eq. 5): the integer levels of w written into `levels` (int8, updated in
 // place) and the number of them that changed, in one pass over the weights. Levels are
 // those of the forward kernel (same arithmetic), before the division by gamma.
@@ -169,24 +194,8 @@ int64_t update_levels(const at::Tensor& w_in, double c, double alpha, double bet
   return at::parallel_reduce(
       0, w.numel(), kGrain, int64_t(0),
       [&](int64_t b, int64_t e, int64_t ident) {
-        int32_t changed = 0;  // 32-bit sums vectorize better; one block fits easily
-        int64_t total = ident;
-        for (int64_t blk = b; blk < e; blk += 65536) {
-          const int64_t stop = e - blk > 65536 ? blk + 65536 : e;
-          changed = 0;
-#pragma omp simd reduction(+ : changed)
-          for (int64_t i = blk; i < stop; ++i) {
-            const float v = wp[i] * cf;
-            const float cl = v > bf ? bf : (v < af ? af : v);
-            const float d = use_sign ? (cl >= 0.f ? 1.f : -1.f)
-                                     : (cl + kRoundMagic) - kRoundMagic;
-            const int8_t lv = static_cast<int8_t>(d);
-            changed += lv != lp[i];
-            lp[i] = lv;
-          }
-          total += changed;
-        }
-        return total;
+        return ident + (use_sign ? update_levels_range<true>(wp, lp, b, e, cf, af, bf)
+                                 : update_levels_range<false>(wp, lp, b, e, cf, af, bf));
       },
       [](int64_t a, int64_t b) { return a + b; });
 }
