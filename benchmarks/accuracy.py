@@ -2,17 +2,20 @@
 plain SGD at several learning rates, and with TR scheduling (SGDT), over several seeds.
 
     python benchmarks/accuracy.py [--seeds 0,1,2] [--lr-mults 1,3,9] [--trs-lr-mults 1]
-                                  [--qat-iters 200] [--fp-iters 1000] [--fp-per-seed]
+                                  [--qat-iters 150] [--batch 4] [--fp-iters 1000]
+                                  [--fp-per-seed]
                                   [--jobs 2] [--out docs/results]
 
 Default (about 45 min on 2 cores): one FP demo detector is trained from scratch (1000
-iterations, all cores), and every run starts from it. Per seed s, each QAT variant
-fine-tunes it with seed s for --qat-iters iterations, and so does the FP row, without
+iterations, batch 8, all cores), and every run starts from it. Per seed s, each QAT
+variant fine-tunes it with seed s for --qat-iters iterations at --batch (a quarter of the
+demo configs' 300 x 8 images, to fit the hour), and so does the FP row, without
 quantization (configs/demo/retinanet_r18_fp_ft_demo.py): every row has the same start
 point, iterations and cosine schedule, as in the paper, where QAT starts from one
 pretrained FP model. `--fp-per-seed` instead trains an FP model from scratch per seed
 (the FP row, and the start point of that seed's QAT runs), which also puts the FP
-training's own seed-to-seed spread into the study (about 2 h with --qat-iters 300).
+training's own seed-to-seed spread into the study (about 2 h with --qat-iters 300
+--batch 8, the demo configs' schedule).
 
 SGD runs get the demo LR (3e-3) times each of --lr-mults; SGDT runs the demo SGDT config
 at each of --trs-lr-mults (the LR of its non-quantized parameters, and U^0, since
@@ -66,6 +69,22 @@ def schedule(iters, n_schedulers, checkpoint=True):
     return opts
 
 
+DEMO_QAT_ITERS = 300  # the demo fine-tuning configs' length, batch 8
+DEMO_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=50)  # the SGDT demo's
+
+
+def finetune(iters, batch, trs=False):
+    """--cfg-options for a fine-tuning run (QAT or the FP row) of `iters` iterations at
+    batch `batch`; SGDT's R^0 measurement and eta adaptation windows keep their share of
+    the run (the demo's 30 and 50 of 300 iterations)."""
+    opts = schedule(iters, 2 if trs else 1, checkpoint=False)
+    opts.append(f'train_dataloader.batch_size={batch}')
+    if trs:
+        opts += [f'optim_wrapper.{k}={max(1, round(v * iters / DEMO_QAT_ITERS))}'
+                 for k, v in DEMO_TRS_ITERS.items()]
+    return opts
+
+
 class Run:
     """One tools/train.py invocation of the study. An `exclusive` run is one every other
     run waits for (the shared FP model): it gets all cores, nothing runs beside it."""
@@ -110,11 +129,11 @@ class Run:
         return True
 
 
-def qat_dir(work_dir, bits, kind, mult, iters, seed):
-    return osp.join(work_dir, f'{bits}_{kind}_lr{mult:g}_{iters}it', f'seed{seed}')
+def qat_dir(work_dir, bits, kind, mult, iters, batch, seed):
+    return osp.join(work_dir, f'{bits}_{kind}_lr{mult:g}_{iters}it_b{batch}', f'seed{seed}')
 
 
-def plan(seeds, sgd_mults, trs_mults, work_dir, qat_iters, fp_iters, fp_per_seed,
+def plan(seeds, sgd_mults, trs_mults, work_dir, qat_iters, batch, fp_iters, fp_per_seed,
          base_sgd=3, base_trs=1):
     """The runs, in the order they start.
 
@@ -141,18 +160,17 @@ def plan(seeds, sgd_mults, trs_mults, work_dir, qat_iters, fp_iters, fp_per_seed
         else:
             start = shared
             runs.append(Run('FP', s, FP_FT_CFG,
-                            osp.join(work_dir, f'fp_ft_{qat_iters}it', f'seed{s}'),
-                            schedule(qat_iters, 1, checkpoint=False), needs=shared))
+                            osp.join(work_dir, f'fp_ft_{qat_iters}it_b{batch}', f'seed{s}'),
+                            finetune(qat_iters, batch), needs=shared))
         for bits in ('w4a4', 'w3a3'):
             for kind, mults, n_base in (('sgd', sgd_mults, base_sgd),
                                         ('trs', trs_mults, base_trs)):
                 for i, mult in enumerate(mults):
                     label = f'{bits.upper()} {"SGD" if kind == "sgd" else "SGDT"} lr x{mult:g}'
                     run = Run(label, s, QAT_CFG[f'{bits}_{kind}'],
-                              qat_dir(work_dir, bits, kind, mult, qat_iters, s),
+                              qat_dir(work_dir, bits, kind, mult, qat_iters, batch, s),
                               [f'optim_wrapper.optimizer.lr={BASE_QAT_LR * mult:g}'] +
-                              schedule(qat_iters, 2 if kind == 'trs' else 1,
-                                       checkpoint=False),
+                              finetune(qat_iters, batch, trs=kind == 'trs'),
                               needs=start)
                     (base if i < n_base else extra).append(run)
     # extra SGDT LRs before extra SGD LRs: whether SGDT gains from a larger LR as SGD
@@ -302,8 +320,10 @@ def main():
                         help='SGD learning rates, times the demo LR 3e-3')
     parser.add_argument('--trs-lr-mults', default='1',
                         help='SGDT learning rates (ordinary LR, and U^0), times 3e-3')
-    parser.add_argument('--qat-iters', type=int, default=200,
+    parser.add_argument('--qat-iters', type=int, default=150,
                         help='iterations of every fine-tuning run (QAT and the FP row)')
+    parser.add_argument('--batch', type=int, default=4,
+                        help='batch size of every fine-tuning run (the demo configs: 8)')
     parser.add_argument('--fp-iters', type=int, default=1000,
                         help='iterations of FP training from scratch')
     parser.add_argument('--fp-per-seed', action='store_true',
@@ -328,19 +348,19 @@ def main():
         from mmtrs.datasets.synthetic_coco import make_synthetic_coco
         make_synthetic_coco('data/synthetic_coco')
 
-    runs = plan(seeds, mults, trs_mults, args.work_dir, args.qat_iters, args.fp_iters,
-                args.fp_per_seed)
+    runs = plan(seeds, mults, trs_mults, args.work_dir, args.qat_iters, args.batch,
+                args.fp_iters, args.fp_per_seed)
     if args.fp_per_seed:
         setup = (f'Each seed trains its own FP model ({args.fp_iters} iters; the FP row) '
-                 f'and every QAT run of that seed starts from it ({args.qat_iters} iters, '
-                 'same schedule).')
+                 f'and every QAT run of that seed starts from it ({args.qat_iters} iters '
+                 f'at batch {args.batch}, same schedule).')
     else:
         setup = (f'One FP model trained from scratch (seed {seeds[0]}, {args.fp_iters} '
                  'iters, alone with all cores; row "FP from scratch") is the start point '
                  'of every run. Per seed, '
                  f'every QAT variant and the FP row fine-tune it for {args.qat_iters} '
-                 'iterations with the same cosine schedule; the FP row without '
-                 'quantization, at 1x LR.')
+                 f'iterations at batch {args.batch} with the same cosine schedule; the FP '
+                 'row without quantization, at 1x LR.')
     seconds = 0.0 if args.summarize_only else execute(runs, args.jobs, threads, args.force)
     summary = summarize(runs)
     os.makedirs(args.out, exist_ok=True)
@@ -356,8 +376,8 @@ def main():
     from tools.plot_tr import plot
     for bits in ('w4a4', 'w3a3'):
         s0 = seeds[0]
-        dirs = [qat_dir(args.work_dir, bits, 'trs', 1, args.qat_iters, s0),
-                qat_dir(args.work_dir, bits, 'sgd', 1, args.qat_iters, s0)]
+        dirs = [qat_dir(args.work_dir, bits, 'trs', 1, args.qat_iters, args.batch, s0),
+                qat_dir(args.work_dir, bits, 'sgd', 1, args.qat_iters, args.batch, s0)]
         if all(osp.isdir(d) for d in dirs):
             plot(dirs, osp.join(args.out, f'tr_sgdt_vs_sgd_{bits}.png'),
                  [f'{bits.upper()} SGDT (1x LR)', f'{bits.upper()} SGD (1x LR)'])

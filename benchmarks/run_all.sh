@@ -35,7 +35,7 @@ run() {  # run NAME CMD...: stdout -> $OUT/NAME.txt with a header
 BENCHES="${BENCHES:-step_cost memory scaling accuracy}"
 want() { [[ " $BENCHES " == *" $1 "* ]]; }
 want step_cost && run step_cost "$PY" benchmarks/step_cost.py --iters 20 --batch 8 --size 256
-want memory && run memory "$PY" benchmarks/memory.py --iters 10 --batch 8 --size 256
+want memory && run memory "$PY" benchmarks/memory.py --iters 10 --batch 8 --size 256 --repeats 3
 want scaling && run scaling "$PY" benchmarks/scaling.py --iters 5 --plot "$OUT/scaling.png"
 if want accuracy; then
   echo "[run_all] accuracy study (3 seeds x FP, W4A4/W3A3 SGD at 3 LRs and SGDT; ~45 min; resumable)"
