@@ -103,8 +103,8 @@ class _QuantizeFn(torch.autograd.Function):
         x, s, outside = ctx.saved_tensors
         want_s = ctx.needs_input_grad[1]
         if _use_fused(grad) and _use_fused(x):
-            grad_x, dot = _fused_quantize.quantize_backward(grad, x, outside, float(s),
-                                                            want_s)
+            grad_x, dot = _fused_quantize.quantize_backward(grad, x, outside,
+                                                            float(s.detach()), want_s)
             dot = s.new_tensor(dot)
         else:
             grad_x = (grad / s).masked_fill_(outside, 0)
