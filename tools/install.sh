@@ -3,7 +3,7 @@
 #
 # Idempotent and fast when nothing changed: a stamp file records the hash of the
 # requirement files and this script; if it matches, we exit in about a second.
-# mmcv 2.1.0 has no CPU wheel with compiled ops on PyPI, so it is built once (~9 min on
+# mmcv 2.1.0 has no CPU wheel with compiled ops on PyPI, so it is built once (9-17 min on
 # 2 cores) into a wheel cache outside the repo and reused by every later install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +34,7 @@ exec 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 if ! "$VPY" -c "import mmcv, mmcv.ops" 2>/dev/null; then
   mkdir -p "$WHEEL_CACHE"
   if ! ls "$WHEEL_CACHE"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
-    echo "[install] building mmcv 2.1.0 with ops (one-off, ~9 min on 2 cores); cached in $WHEEL_CACHE"
+    echo "[install] building mmcv 2.1.0 with ops (one-off, 9-17 min on 2 cores); cached in $WHEEL_CACHE"
     # mmcv's setup.py needs an old setuptools and must see torch: no build isolation,
     # or pip would fetch a fresh (CUDA) torch into the build env.
     "${PIP[@]}" "setuptools<70" wheel
