@@ -6,7 +6,7 @@ plain SGD at several learning rates, and with TR scheduling (SGDT), over several
                                   [--fp-per-seed]
                                   [--jobs 2] [--out docs/results]
 
-Default (about 45 min on 2 cores): one FP demo detector is trained from scratch (1000
+Default (about 41 min on 2 cores): one FP demo detector is trained from scratch (1000
 iterations, batch 8, all cores), and every run starts from it. Per seed s, each QAT
 variant fine-tunes it with seed s for --qat-iters iterations at --batch (a quarter of the
 demo configs' 300 x 8 images, to fit the hour), and so does the FP row, without

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every benchmark table and plot of docs/results/ (issue 6) in one command:
 #
-#     bash benchmarks/run_all.sh                                  # everything (~1 h)
+#     bash benchmarks/run_all.sh                                  # everything (~50 min)
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
@@ -15,7 +15,7 @@ bash tools/install.sh
 PY="$ROOT/.venv/bin/python"
 "$PY" -m pip install --disable-pip-version-check -q -r requirements-bench.txt \
   2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-OUT="$ROOT/docs/results"
+OUT="docs/results"  # relative: it is printed in the result headers
 mkdir -p "$OUT"
 
 run() {  # run NAME CMD...: stdout -> $OUT/NAME.txt with a header
@@ -38,7 +38,7 @@ want step_cost && run step_cost "$PY" benchmarks/step_cost.py --iters 20 --batch
 want memory && run memory "$PY" benchmarks/memory.py --iters 10 --batch 8 --size 256 --repeats 3
 want scaling && run scaling "$PY" benchmarks/scaling.py --iters 5 --plot "$OUT/scaling.png"
 if want accuracy; then
-  echo "[run_all] accuracy study (3 seeds x FP, W4A4/W3A3 SGD at 3 LRs and SGDT; ~45 min; resumable)"
+  echo "[run_all] accuracy study (3 seeds x FP, W4A4/W3A3 SGD at 3 LRs and SGDT; ~41 min; resumable)"
   "$PY" benchmarks/accuracy.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
 fi
 echo "[run_all] all results in $OUT/ ($(( SECONDS / 60 )) min in all)"
