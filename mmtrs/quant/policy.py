@@ -9,6 +9,7 @@ import re
 from mmengine.logging import print_log
 from torch import nn
 
+from .input_scale import fix_input_scale
 from .qconv import QConv2d
 from .quantizer import check_bits
 
@@ -16,10 +17,14 @@ from .quantizer import check_bits
 DEFAULT_QUANT_CFG = dict(
     w_bits=4,                 # weight bit-width of the quantized body (1 = binary)
     a_bits=4,                 # activation bit-width of the body
-    # First conv of the backbone: dict(w_bits, a_bits[, init_mult]) or None to keep it FP.
-    # 8-bit layers get a wide initial range (12 std): 3 std clips far too much at 8 bits
-    # (measured in docs/results.md).
-    first_layer=dict(w_bits=8, a_bits=8, init_mult=12.0),
+    # First conv of the backbone: dict(w_bits, a_bits[, init_mult][, input_scale]) or None
+    # to keep it FP. 8-bit layers get a wide initial range (12 std): 3 std clips far too
+    # much at 8 bits (measured in docs/results.md). `input_scale` of its (image) input:
+    # 'fixed' = frozen, covering the data preprocessor's normalized pixel range, so no
+    # gradient w.r.t. the image is computed (mmtrs/quant/input_scale.py; a first_layer
+    # dict without the key gets 'fixed'); 'learned' = LSQ like the body. a_bits=None
+    # keeps the input float.
+    first_layer=dict(w_bits=8, a_bits=8, init_mult=12.0, input_scale='fixed'),
     # Final prediction convs (found by `last_layer_names`): same format.
     last_layers=dict(w_bits=8, a_bits=8, init_mult=12.0),
     last_layer_names=[r'(^|\.)(retina_cls|retina_reg|conv_cls|conv_reg|atss_cls|atss_reg|'
@@ -42,6 +47,8 @@ DEFAULT_QUANT_CFG = dict(
 )
 
 _CONV_TYPES = {'Conv2d': nn.Conv2d}
+# keys a precision dict accepts beyond w_bits/a_bits/init_mult
+INPUT_SCALE_KEY = {'first_layer': {'input_scale'}}
 
 
 def _match(name, patterns):
@@ -80,12 +87,17 @@ def build_quant_cfg(quant_cfg=None):
         sub = cfg[key]
         if sub is None:
             continue
-        if not isinstance(sub, dict) or set(sub) - {'w_bits', 'a_bits', 'init_mult'}:
+        keys = {'w_bits', 'a_bits', 'init_mult'} | INPUT_SCALE_KEY.get(key, set())
+        if not isinstance(sub, dict) or set(sub) - keys:
             raise ValueError(f'quant_cfg.{key} must be None (keep FP) or '
                              f'dict(w_bits=..., a_bits=..., [init_mult=...]), got {sub!r}')
         check_bits(sub.get('w_bits', 8), f'quant_cfg.{key}.w_bits')
         if sub.get('a_bits', 8) is not None:
             check_bits(sub.get('a_bits', 8), f'quant_cfg.{key}.a_bits')
+        if sub.get('input_scale', 'fixed') not in ('fixed', 'learned'):
+            raise ValueError(f"quant_cfg.{key}.input_scale must be 'fixed' or 'learned' "
+                             f"(a_bits=None keeps the input float), got "
+                             f"{sub['input_scale']!r}")
     bad = [t for t in cfg['quant_types'] if t not in _CONV_TYPES]
     if bad:
         raise ValueError(f'quant_cfg.quant_types {bad} not supported; supported: '
@@ -133,6 +145,9 @@ def quantize_model(model, quant_cfg=None):
             learn_act_scale=cfg['learn_act_scale'],
             post_scale=cfg['post_scale'] and not _followed_by_norm(parent, attr),
             init_mult=prec.get('init_mult', cfg['init_mult']), name=name)
+        if name == first_name and q.act_quantizer is not None and \
+                prec.get('input_scale', 'fixed') == 'fixed':
+            fix_input_scale(q.act_quantizer, getattr(model, 'data_preprocessor', None))
         setattr(parent, attr, q)
         converted.append((name, q))
     if not converted:
