@@ -4,9 +4,11 @@ Importing mmtrs registers everything it adds (QConv2d, QuantizedDetector,
 TRSOptimWrapper, TRSOptimWrapperConstructor, TransitionRateHook) in the MMDetection /
 MMEngine registries, so configs use `custom_imports=dict(imports=['mmtrs'])`.
 """
-from .utils import allow_mmengine_checkpoint_globals
+from .utils import register_checkpoint_loader
 
-allow_mmengine_checkpoint_globals()
+# MMEngine's local checkpoint loads get a weights-only allow-list scoped to each load;
+# torch's process-wide allow-list is left untouched (mmtrs/utils/safe_load.py).
+register_checkpoint_loader()
 
 from . import engine, models, quant  # noqa: E402,F401  (registration side effects)
 

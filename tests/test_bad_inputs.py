@@ -11,6 +11,7 @@ from torch import nn
 
 import mmtrs  # noqa: F401
 from mmtrs.apis import ConfigError, check_config
+from mmtrs.utils import load_checkpoint_file
 from mmtrs.quant import NegativeInputError, QConv2d, Quantizer, build_quant_cfg
 
 from conftest import ROOT, data_options, run_tool
@@ -163,5 +164,5 @@ def test_nan_loss_stops_with_iteration_and_keeps_last_good_checkpoint(tiny_coco,
     assert not osp.exists(osp.join(wd, f'iter_{it}.pth'))
     assert len(ckpts) == it - 1
     for c in ckpts:
-        sd = torch.load(c, map_location='cpu')['state_dict']
+        sd = load_checkpoint_file(c)['state_dict']
         assert all(torch.isfinite(v).all() for v in sd.values() if v.is_floating_point())

@@ -5,6 +5,8 @@ import os.path as osp
 import pytest
 import torch
 
+from mmtrs.utils import load_checkpoint_file
+
 from conftest import FP_CFG, SGD_CFG, TRS_CFG, TRS_OPTS, data_options, run_tool, scalars, short_run
 
 
@@ -29,8 +31,8 @@ def test_resume_continues_exactly(tiny_coco, fp_ckpt, trs_run, tmp_path):
               '--resume', osp.join(trs_run, 'iter_3.pth'), '--cfg-options',
               *data_options(tiny_coco), *short_run(6, 3),
               *TRS_OPTS])
-    a = torch.load(osp.join(trs_run, 'iter_6.pth'), map_location='cpu')
-    b = torch.load(osp.join(wd, 'iter_6.pth'), map_location='cpu')
+    a = load_checkpoint_file(osp.join(trs_run, 'iter_6.pth'))
+    b = load_checkpoint_file(osp.join(wd, 'iter_6.pth'))
     assert a['state_dict'].keys() == b['state_dict'].keys()
     for k, v in a['state_dict'].items():
         assert torch.equal(v, b['state_dict'][k]), k

@@ -10,8 +10,9 @@ import time
 import pytest
 import torch
 
-from conftest import ROOT, TRS_CFG, TRS_OPTS, data_options, run_tool, short_run
+from mmtrs.utils import load_checkpoint_file
 
+from conftest import ROOT, TRS_CFG, TRS_OPTS, data_options, run_tool, short_run
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tiny_coco, fp_ckpt, trs_run, tmp_path):
@@ -46,8 +47,8 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_coco, fp_ckpt, trs_run, 
     run_tool(['tools/train.py', TRS_CFG, '--work-dir', ref, '--cfg-options',
               *data_options(tiny_coco), *short_run(6, 3), f'load_from={fp_ckpt}',
               *TRS_OPTS, 'train_dataloader.batch_size=8'])
-    a = torch.load(osp.join(ref, 'iter_6.pth'), map_location='cpu')
-    b = torch.load(osp.join(wd, 'iter_6.pth'), map_location='cpu')
+    a = load_checkpoint_file(osp.join(ref, 'iter_6.pth'))
+    b = load_checkpoint_file(osp.join(wd, 'iter_6.pth'))
     for k, v in a['state_dict'].items():
         assert torch.equal(v, b['state_dict'][k]), k
     for key in ('K', 'U', 'k'):
@@ -69,7 +70,7 @@ def test_two_process_training_keeps_ranks_identical(tiny_coco, fp_ckpt, tmp_path
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    ck = torch.load(osp.join(wd, 'iter_4.pth'), map_location='cpu')
+    ck = load_checkpoint_file(osp.join(wd, 'iter_4.pth'))
     assert ck['optimizer']['trs']['steps'] == 4
     logs = ''.join(open(f).read() for f in glob.glob(osp.join(wd, '*', '*.log')))
     assert 'Distributed training: True' in logs and 'GPU number: 2' in logs  # world size
@@ -97,7 +98,7 @@ def _gn_fcos_run(tiny_coco, wd, nproc, port=29531):
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                               timeout=600)
         assert proc.returncode == 0, proc.stderr[-4000:]
-    return torch.load(osp.join(wd, 'iter_5.pth'), map_location='cpu')
+    return load_checkpoint_file(osp.join(wd, 'iter_5.pth'))
 
 
 def test_two_processes_match_one_process_with_the_same_total_batch(tiny_coco, tmp_path):
@@ -108,7 +109,6 @@ def test_two_processes_match_one_process_with_the_same_total_batch(tiny_coco, tm
     This caught a real bug: weight-scale init all-reduced the (replicated) weights'
     moments, shifting s_w by 1/(2n) relative, which flipped weights across levels and
     left 2-process runs 1e-3 away from 1-process ones."""
-    import mmtrs  # noqa: F401  (registers the checkpoint's globals for torch.load)
     one = _gn_fcos_run(tiny_coco, str(tmp_path / 'one'), 1)
     two = _gn_fcos_run(tiny_coco, str(tmp_path / 'two'), 2)
     worst = 0.0

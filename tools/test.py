@@ -9,7 +9,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmtrs.apis.cli import add_common_args, load_cfg, parse_common  # noqa: E402
+from mmtrs.apis.cli import add_common_args, load_cfg, parse_common, run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -49,4 +49,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)

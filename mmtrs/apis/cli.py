@@ -2,6 +2,7 @@
 config set-up they drive."""
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 
@@ -34,3 +35,15 @@ def load_cfg(args):
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def run_cli(main):
+    """Run a tool's `main`. A mistake of the user's (a config value that cannot work, a
+    checkpoint file that cannot or must not be loaded) ends the tool with one line
+    naming the key or file and the fix, not a traceback from deep inside torch."""
+    from mmtrs.apis.config_check import ConfigError
+    from mmtrs.utils.safe_load import CheckpointLoadError
+    try:
+        return main()
+    except (ConfigError, CheckpointLoadError) as e:
+        sys.exit(f'{type(e).__name__}: {e}')
