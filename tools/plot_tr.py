@@ -5,7 +5,9 @@
 Reads the scalars MMEngine's LocalVisBackend wrote (`<work_dir>/<timestamp>/vis_data/
 scalars.json`, resumed runs stitched): `tr/target`, `tr/running_rate`, `tr/rate`, `tr/talr`, `lr`,
 `tr/transition_dist`. Runs trained with a plain optimizer contribute their measured TR
-and LR (they have no target or TALR).
+and LR (they have no target or TALR). Runs with an OscillationTrackingHook (or a
+freezing hook) add a panel with the oscillating fraction (`osc/oscillating`, Nagel et
+al.) and the frozen fraction (`osc/frozen`, `lts/frozen`) next to the TR curves.
 """
 import argparse
 import os.path as osp
@@ -45,15 +47,23 @@ PANELS = [
     ('Distance to transition points (Fig. 3d)', [('tr/transition_dist', '-', 'mean')],
      False),
 ]
+# shown when a run logged any of its keys
+OSCILLATION_PANEL = ('Oscillating / frozen weights', [
+    ('osc/oscillating', '-', 'oscillating (f > thr)'),
+    ('osc/oscillating_depthwise', '-.', 'oscillating, depthwise'),
+    ('osc/frozen', '--', 'frozen (osc.)'), ('lts/frozen', ':', 'frozen (LTS)')], False)
 
 
 def plot(work_dirs, out, labels=None):
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(6 * len(PANELS), 4.2))
-    for i, wd in enumerate(work_dirs):
-        s = load_scalars(wd)
+    runs = [load_scalars(wd) for wd in work_dirs]
+    panels = list(PANELS)
+    if any(key in s for s in runs for key, _, _ in OSCILLATION_PANEL[1]):
+        panels.append(OSCILLATION_PANEL)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.2))
+    for i, (wd, s) in enumerate(zip(work_dirs, runs)):
         name = labels[i] if labels else osp.basename(osp.normpath(wd))
         color = f'C{i}'
-        for ax, (title, keys, logy) in zip(axes, PANELS):
+        for ax, (title, keys, logy) in zip(axes, panels):
             for key, style, what in keys:
                 if key in s and s[key][0]:
                     ax.plot(*s[key], style, color=color, label=f'{name}: {what}')

@@ -1,5 +1,8 @@
 from .calibration_hook import QuantizerCalibrationHook
 from .finite_loss_hook import FiniteLossHook
+from .regularizer_hooks import (BinRegularizationHook, OscillationDampeningHook,
+                                QuantRegularizerHook)
+from .seed_method_hooks import LTSFreezingHook, OscillationFreezingHook, OscillationTrackingHook
 from .transition_counter import TransitionCounter
 from .transition_rate_hook import TransitionRateHook
 from .trs_optim_wrapper import (AmpTRSOptimWrapper, TransitionRateSchedulingMixin,
@@ -7,4 +10,6 @@ from .trs_optim_wrapper import (AmpTRSOptimWrapper, TransitionRateSchedulingMixi
 
 __all__ = ['QuantizerCalibrationHook', 'FiniteLossHook', 'TransitionCounter',
            'TransitionRateHook', 'TRSOptimWrapper', 'AmpTRSOptimWrapper',
-           'TRSOptimWrapperConstructor', 'TransitionRateSchedulingMixin']
+           'TRSOptimWrapperConstructor', 'TransitionRateSchedulingMixin',
+           'OscillationTrackingHook', 'OscillationFreezingHook', 'LTSFreezingHook',
+           'QuantRegularizerHook', 'OscillationDampeningHook', 'BinRegularizationHook']

@@ -4,6 +4,8 @@ import torch
 
 from mmtrs.quant import quantizer as qmod
 
+from .weight_freezing import num_frozen
+
 
 def _update_levels(layer, prev):
     """Number of weights of `layer` whose level differs from `prev` (an int, or a 0-dim
@@ -32,9 +34,14 @@ class TransitionCounter:
             raise ValueError('no quantized layers to count transitions on')
         self.names = [n for n, _ in layers]
         self.layers = [m for _, m in layers]
-        self.numels = torch.tensor([m.weight.numel() for m in self.layers],
-                                   dtype=torch.float64)
         self.prev = None
+
+    @property
+    def numels(self):
+        """Per-layer N of Eq. 5: the weights that can still transition. Weights frozen
+        by a freezing hook (weight_freezing.py) cannot, so they leave N."""
+        return torch.tensor([max(m.weight.numel() - num_frozen(m), 1) for m in self.layers],
+                            dtype=torch.float64)
 
     def levels(self):
         return [m.weight_quantizer.discretize(m.weight.detach()).to(torch.int8)

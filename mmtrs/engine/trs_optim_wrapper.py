@@ -17,8 +17,6 @@ other parameter trains with the ordinary scheduled LR.
 The target R^t lives in the param-group key `target_tr`, so MMEngine's stock
 ParamSchedulers drive it (`param_name='target_tr'`): warm-up, cosine, step, ...
 """
-import math
-
 import torch
 from mmengine import dist
 from mmengine.logging import print_log
@@ -26,22 +24,10 @@ from mmengine.optim import AmpOptimWrapper, DefaultOptimWrapperConstructor, Opti
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
 from ..quant.policy import quantized_layers
+from ..utils.config_schema import TRS_OPTIM_WRAPPER_SCHEMA
 from .transition_counter import TransitionCounter
 
 TARGET_KEY = 'target_tr'
-
-
-def _check_number(name, value, low=None, high=None, low_open=False, high_open=False):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and low is not None:
-        ok = value > low if low_open else value >= low
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        lo = '(' if low_open else '['
-        hi = ')' if high_open else ']'
-        rng = f'{lo}{low if low is not None else "-inf"}, {high if high is not None else "inf"}{hi}'
-        raise ValueError(f'optim_wrapper.{name}={value!r} is invalid: expected a number in {rng}.')
 
 
 class TransitionRateSchedulingMixin:
@@ -70,20 +56,13 @@ class TransitionRateSchedulingMixin:
     def __init__(self, *args, tr_momentum=0.99, init_talr=None, eta=None, init_target=1e-2,
                  auto_target_iters=100, eta_adapt_iters=200, per_layer=False,
                  bias_correction=False, allow_learnable_weight_scale=False, **kwargs):
+        # types, ranges and cross-key rules: mmtrs/utils/config_schema.py
+        TRS_OPTIM_WRAPPER_SCHEMA.check(dict(
+            tr_momentum=tr_momentum, init_talr=init_talr, eta=eta, init_target=init_target,
+            auto_target_iters=auto_target_iters, eta_adapt_iters=eta_adapt_iters,
+            per_layer=per_layer, bias_correction=bias_correction,
+            allow_learnable_weight_scale=allow_learnable_weight_scale), 'optim_wrapper')
         super().__init__(*args, **kwargs)
-        _check_number('tr_momentum', tr_momentum, 0, 1, high_open=True)
-        if init_talr is not None:
-            _check_number('init_talr', init_talr, 0)
-        if eta not in (None, 'auto'):
-            _check_number('eta', eta, 0)
-        if init_target != 'auto':
-            _check_number('init_target', init_target, 0)
-        for key, val in (('auto_target_iters', auto_target_iters),
-                         ('eta_adapt_iters', eta_adapt_iters)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f'optim_wrapper.{key}={val!r} must be a positive integer')
-        if eta == 'auto' and init_target == 0:
-            raise ValueError("optim_wrapper.eta='auto' needs init_target > 0 or 'auto'")
         self.tr_momentum = float(tr_momentum)
         self.per_layer = bool(per_layer)
         self.bias_correction = bool(bias_correction)

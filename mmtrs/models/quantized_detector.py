@@ -9,7 +9,7 @@ quantized by the same policy:
 """
 from mmdet.registry import MODELS
 
-from ..quant.policy import quantize_model
+from ..quant.policy import build_quant_cfg, quantize_model
 
 
 @MODELS.register_module()
@@ -17,6 +17,7 @@ def QuantizedDetector(detector_type, quant_cfg=None, **detector_kwargs):
     if not isinstance(detector_type, str):
         raise TypeError('model.detector_type must be a registered detector name such as '
                         f"'RetinaNet', got {detector_type!r}")
+    build_quant_cfg(quant_cfg)  # a bad key fails before the detector is built
     detector = MODELS.build(dict(type=detector_type, **detector_kwargs))
     quantize_model(detector, quant_cfg)
     return detector

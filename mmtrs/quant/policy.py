@@ -11,7 +11,7 @@ from torch import nn
 
 from .input_scale import fix_input_scale
 from .qconv import QConv2d
-from .quantizer import check_bits
+from ..utils.config_schema import QUANT_CFG_SCHEMA, check_policy_result
 
 #: Defaults of the quantization policy (every key documented in docs/quantization.md).
 DEFAULT_QUANT_CFG = dict(
@@ -74,34 +74,11 @@ def _followed_by_norm(parent, attr):
 
 
 def build_quant_cfg(quant_cfg=None):
+    """DEFAULT_QUANT_CFG updated by `quant_cfg`, every key checked against its declared
+    schema (types, ranges, enums; mmtrs/utils/config_schema.py)."""
     cfg = copy.deepcopy(DEFAULT_QUANT_CFG)
-    unknown = set(quant_cfg or {}) - set(cfg)
-    if unknown:
-        raise KeyError(f'Unknown quant_cfg key(s) {sorted(unknown)}; valid keys: '
-                       f'{sorted(cfg)}')
+    QUANT_CFG_SCHEMA.check(dict(quant_cfg or {}), 'quant_cfg', allow_unknown=False)
     cfg.update(copy.deepcopy(dict(quant_cfg or {})))
-    check_bits(cfg['w_bits'], 'quant_cfg.w_bits')
-    if cfg['a_bits'] is not None:
-        check_bits(cfg['a_bits'], 'quant_cfg.a_bits')
-    for key in ('first_layer', 'last_layers'):
-        sub = cfg[key]
-        if sub is None:
-            continue
-        keys = {'w_bits', 'a_bits', 'init_mult'} | INPUT_SCALE_KEY.get(key, set())
-        if not isinstance(sub, dict) or set(sub) - keys:
-            raise ValueError(f'quant_cfg.{key} must be None (keep FP) or '
-                             f'dict(w_bits=..., a_bits=..., [init_mult=...]), got {sub!r}')
-        check_bits(sub.get('w_bits', 8), f'quant_cfg.{key}.w_bits')
-        if sub.get('a_bits', 8) is not None:
-            check_bits(sub.get('a_bits', 8), f'quant_cfg.{key}.a_bits')
-        if sub.get('input_scale', 'fixed') not in ('fixed', 'learned'):
-            raise ValueError(f"quant_cfg.{key}.input_scale must be 'fixed' or 'learned' "
-                             f"(a_bits=None keeps the input float), got "
-                             f"{sub['input_scale']!r}")
-    bad = [t for t in cfg['quant_types'] if t not in _CONV_TYPES]
-    if bad:
-        raise ValueError(f'quant_cfg.quant_types {bad} not supported; supported: '
-                         f'{sorted(_CONV_TYPES)}')
     return cfg
 
 
@@ -157,6 +134,7 @@ def quantize_model(model, quant_cfg=None):
     print_log(f'mmtrs: quantized {len(converted)} convs ({body} at W{cfg["w_bits"]}'
               f'A{cfg["a_bits"]}; first layer {first_name}: {cfg["first_layer"]}; '
               f'last layers: {cfg["last_layers"]})', logger='current')
+    check_policy_result(cfg, converted, model)  # cross-key rules that need the model
     return converted
 
 

@@ -7,23 +7,19 @@ Backward: straight-through estimator for round/sign, LSQ gradient for the scale 
 with LSQ's gradient scale 1/sqrt(N * beta). The de-normalization h (Eq. 3) is not done
 here but by the layer that owns the quantizer (see `QConv2d`).
 """
+import logging
 import math
 
 import torch
+from mmengine.logging import print_log
 from torch import nn
+
+# the bit-width and init_mult rules are declared once, with the other config keys
+from ..utils.config_schema import QUANTIZER_SCHEMA, check_bits  # noqa: F401 (re-exported)
 
 
 class NegativeInputError(RuntimeError):
     """An unsigned activation quantizer received negative input."""
-
-
-def check_bits(bits, key='bits'):
-    """Validate a bit-width: an int in [1, 8] (1 = binary)."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 8:
-        raise ValueError(
-            f'{key}={bits!r} is not a supported bit-width: use an integer from 2 to 8, '
-            f'or 1 for binary (sign) quantization.')
-    return bits
 
 
 def quant_range(bits, signed):
@@ -150,6 +146,9 @@ class Quantizer(nn.Module):
         if signed not in (True, False, 'auto'):
             raise ValueError(f"signed must be True, False or 'auto', got {signed!r}")
         self.auto_sign = signed == 'auto'
+        # refused here, not at the first batch: a bad init_mult used to give every
+        # scale a silent 1.0 (QConv2d can be built directly, bypassing quant_cfg)
+        QUANTIZER_SCHEMA.check(dict(init_mult=init_mult), name.lstrip('.') or kind)
         self.init_mult = float(init_mult)
         self.check_sign = check_sign
         self._grad_factor = 1.0  # LSQ's 1/sqrt(N * beta), known after the first forward
@@ -244,8 +243,19 @@ class Quantizer(nn.Module):
         if self.kind == 'act' and not self.signed:
             mult = mult / math.sqrt(1 - 2 / math.pi)
         s = float(mult * std)
-        if not math.isfinite(s) or s <= 0:
-            s = 1.0  # constant input (e.g. all zeros): any s represents it exactly
+        if not math.isfinite(s):
+            # init_mult is checked at build time, so only the data can be non-finite
+            raise FloatingPointError(
+                f'Quantizer `{self.name}`: its first training batch contains NaN/Inf '
+                f'(std {float(std)}), so no scale can be set from it. Check the input data '
+                'and the checkpoint in load_from for non-finite values.')
+        if s <= 0:
+            # a constant batch (e.g. all zeros) is represented exactly by any s: keep 1.0,
+            # but say so, since the range is then not fitted to real data
+            print_log(f'Quantizer `{self.name}`: its first training batch is constant '
+                      f'(std 0); scale set to 1.0 instead of init_mult * std.',
+                      logger='current', level=logging.WARNING)
+            s = 1.0
         self.scale.data.fill_(s)
         self.initialized.fill_(1)
 

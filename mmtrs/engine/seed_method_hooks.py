@@ -1,0 +1,336 @@
+"""The seeds' oscillation remedies that act on weights between steps, as MMEngine hooks:
+oscillation tracking and iterative freezing (Nagel et al., ICML 2022) and LTS freezing
+(SpQAT, seed 002). The loss-based remedies are in `regularizer_hooks.py`.
+
+Each works with any optimizer wrapper (plain SGD/Adam or TR scheduling). Hook order
+inside an iteration: the model's train_step has already taken the optimizer step; these
+hooks (priority NORMAL) first write frozen weights back, then read the new levels, before
+TransitionRateHook (BELOW_NORMAL) counts transitions and CheckpointHook (VERY_LOW) saves.
+Their per-weight state goes into the checkpoint (`before_save_checkpoint`), so --resume
+continues exactly.
+"""
+import math
+
+import torch
+from mmengine import dist
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from ..quant.policy import quantized_layers
+from .oscillation import LTSState, OscillationState, cosine_anneal, layer_kind, lts_tau
+from .weight_freezing import attach_freezer, detach_freezer
+
+KINDS = ('depthwise', 'pointwise', 'other')
+
+
+def _check(cls, key, value, ok, want):
+    if not ok:
+        raise ValueError(f'custom_hooks {cls}.{key}={value!r} is invalid: expected {want}.')
+
+
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_fraction(cls, key, value, high_open=False):
+    ok = _is_number(value) and 0 <= value and (value < 1 if high_open else value <= 1)
+    _check(cls, key, value, ok, f'a number in [0, 1{")" if high_open else "]"}')
+
+
+def _check_bits(cls, key, value):
+    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8
+    _check(cls, key, value, ok, 'an integer bit-width from 1 to 8')
+
+
+class _PerWeightStateHook(Hook):
+    """Binds per-weight state to the model's trainable quantized layers, keeps it in
+    the checkpoint, and checks that all ranks hold the same state.
+
+    Subclasses set `ckpt_key` and implement `_new_state(layer, levels)` and
+    `_update(runner, t)`; `_freezing_layers()` lists the layers they may freeze.
+    """
+
+    priority = 'NORMAL'
+    ckpt_key = None
+    freeze_by_level = None  # None: does not freeze; True/False: FrozenWeights mode
+
+    def __init__(self, interval=50, check_ranks=True):
+        self.interval = interval
+        self.check_ranks = check_ranks
+        self.layers = []
+        self.states = None
+        self.freezers = {}
+        self._loaded = None
+        self._ranks_agreed = False
+
+    # ---- binding --------------------------------------------------------------------
+    def before_train(self, runner):
+        model = getattr(runner.model, 'module', runner.model)
+        self.layers = [(n, m) for n, m in quantized_layers(model) if m.weight.requires_grad]
+        if not self.layers:
+            raise ValueError(f'{type(self).__name__}: the model has no trainable quantized '
+                             "layer; use model.type='QuantizedDetector' with a quant_cfg.")
+        if self.freeze_by_level is not None:
+            for name, layer in self._freezing_layers():
+                self.freezers[name] = attach_freezer(name, layer, self.freeze_by_level)
+        if self._loaded is not None:   # resuming: the scales are loaded, levels are valid
+            self._init_states()
+            self._load_states(self._loaded)
+            self._loaded = None
+
+    def after_train(self, runner):
+        for _, layer in self._freezing_layers():
+            detach_freezer(layer)
+        self.freezers = {}
+
+    def _freezing_layers(self):
+        return []
+
+    def _levels(self, layer):
+        return layer.weight_quantizer.discretize(layer.weight.detach())
+
+    def _init_states(self):
+        self.states = {n: self._new_state(m, self._levels(m)) for n, m in self.layers}
+
+    # ---- the step -----------------------------------------------------------------------
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        for fw in self.freezers.values():
+            fw.restore()   # undo what the optimizer step did to frozen weights
+        if self.states is None:
+            # first step: scales are set by the first forward, so levels exist only now
+            self._init_states()
+        else:
+            self._update(runner, runner.iter)
+        if self.check_ranks and (self.every_n_train_iters(runner, self.interval)
+                                 or runner.iter == 0):
+            self._check_ranks_agree(runner)
+
+    def frozen_fraction(self):
+        total = sum(m.weight.numel() for _, m in self.layers)
+        return sum(fw.count for fw in self.freezers.values()) / total
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def before_save_checkpoint(self, runner, checkpoint):
+        if self.states is None:
+            return
+        checkpoint[self.ckpt_key] = dict(
+            layers={n: s.state_dict() for n, s in self.states.items()},
+            frozen={n: fw.state_dict() for n, fw in self.freezers.items()})
+
+    def after_load_checkpoint(self, runner, checkpoint):
+        if runner._resume and self.ckpt_key in checkpoint:
+            self._loaded = checkpoint[self.ckpt_key]
+
+    def _load_states(self, saved):
+        if set(saved['layers']) != set(self.states) or set(saved['frozen']) != set(self.freezers):
+            raise RuntimeError(f'{type(self).__name__}: the checkpoint state was written for '
+                               'other quantized layers; resume with the same config.')
+        for name, state in saved['layers'].items():
+            self.states[name].load_state_dict(state)
+        for name, state in saved['frozen'].items():
+            self.freezers[name].load_state_dict(state)
+
+    # ---- multi-process -----------------------------------------------------------------
+    @torch.no_grad()
+    def _check_ranks_agree(self, runner):
+        if dist.get_world_size() < 2 or self.states is None:
+            return
+        sums = []
+        for name, fw in self.freezers.items():
+            idx = torch.arange(fw.mask.numel(), dtype=torch.float64)
+            sums += [float(fw.mask.sum()), float((fw.mask.flatten().double() * idx).sum())]
+        for state in self.states.values():
+            sums += [float(t.double().sum()) for t in state.state_dict().values()
+                     if isinstance(t, torch.Tensor)]
+        mine = torch.tensor(sums, dtype=torch.float64)
+        gathered = dist.all_gather(mine)
+        for rank, other in enumerate(gathered):
+            if not torch.equal(other, gathered[0]):
+                raise RuntimeError(f'{type(self).__name__}: per-weight state (frozen masks) '
+                                   f'differs between rank 0 and rank {rank} at iteration '
+                                   f'{runner.iter + 1}.')
+        if not self._ranks_agreed:
+            runner.logger.info(f'{type(self).__name__}: all {len(gathered)} ranks hold '
+                               'identical per-weight state and frozen masks (checked every '
+                               f'{self.interval} iterations)')
+            self._ranks_agreed = True
+
+
+@HOOKS.register_module()
+class OscillationTrackingHook(_PerWeightStateHook):
+    """Measures weight oscillations (Nagel et al. 2022) under any optimizer, logged as
+    `osc/oscillating` (fraction of weights with frequency f > `osc_threshold`), the same
+    split by layer kind (`osc/oscillating_depthwise`, `_pointwise`, `_other`) and the mean
+    frequency `osc/mean_freq`. Tracked on training steps only (hooks of the train loop).
+
+    Args:
+        momentum (float): m of f <- m * osc + (1 - m) * f. Nagel et al.: 0.001 (90 epochs
+            of ImageNet); their public code defaults to 0.01; short runs need larger m.
+        osc_threshold (float): f above which a weight counts as oscillating (0.005).
+        interval (int), check_ranks (bool): multi-process state check period.
+    """
+
+    ckpt_key = 'mmtrs_oscillation'
+
+    def __init__(self, momentum=0.001, osc_threshold=0.005, interval=50, check_ranks=True):
+        super().__init__(interval, check_ranks)
+        _check_fraction(type(self).__name__, 'momentum', momentum, high_open=True)
+        _check(type(self).__name__, 'momentum', momentum, momentum > 0, 'a number in (0, 1)')
+        _check_fraction(type(self).__name__, 'osc_threshold', osc_threshold)
+        self.momentum = float(momentum)
+        self.osc_threshold = float(osc_threshold)
+
+    def _new_state(self, layer, levels):
+        return OscillationState(levels, self.momentum)
+
+    def _update(self, runner, t):
+        for name, layer in self.layers:
+            self.states[name].update(self._levels(layer))
+        self._log(runner)
+
+    def _log(self, runner):
+        hub = runner.message_hub
+        count = dict.fromkeys(KINDS, 0)
+        total = dict.fromkeys(KINDS, 0)
+        freq_sum = 0.0
+        for name, layer in self.layers:
+            f = self.states[name].freq
+            kind = layer_kind(layer)
+            count[kind] += int((f > self.osc_threshold).sum())
+            total[kind] += f.numel()
+            freq_sum += float(f.double().sum())
+        n = sum(total.values())
+        hub.update_scalar('train/osc/oscillating', sum(count.values()) / n)
+        hub.update_scalar('train/osc/mean_freq', freq_sum / n)
+        for kind in KINDS:
+            if total[kind]:
+                hub.update_scalar(f'train/osc/oscillating_{kind}', count[kind] / total[kind])
+
+
+@HOOKS.register_module()
+class OscillationFreezingHook(OscillationTrackingHook):
+    """Iterative weight freezing (Nagel et al. 2022, Sec. 4.2; public code
+    `utils/oscillation_tracking_utils.py`, `UpdateFreezingThreshold`), with tracking.
+
+    The threshold f_th(t) is off (no freezing) for the first `start` of training, then
+    cosine from `threshold_start` to `threshold_end`. From then on an EMA of the integer
+    level is kept (same m, initialised to the current level); a weight with f > f_th is
+    frozen permanently at round(EMA level) (taken before this step's EMA update, as in
+    the public code): its forward uses that level whatever its latent value, and it
+    receives no update. Only layers with at most `max_bits` weight bits (so not the 8-bit
+    first/last layers). Frozen weights leave N of Eq. 5 under TR scheduling. Logs
+    `osc/threshold` and `osc/frozen` (fraction of all tracked weights).
+
+    Args (beyond OscillationTrackingHook's):
+        start (float): fraction of training before freezing starts (0.25).
+        threshold_start, threshold_end (float): 0.1 -> 0.01 (Nagel et al.'s defaults;
+            their ablation prefers 0.04 -> 0.01).
+        max_bits (int): 4.
+    """
+
+    ckpt_key = 'mmtrs_oscillation_freezing'
+    freeze_by_level = True
+
+    def __init__(self, momentum=0.001, osc_threshold=0.005, start=0.25, threshold_start=0.1,
+                 threshold_end=0.01, max_bits=4, interval=50, check_ranks=True):
+        super().__init__(momentum, osc_threshold, interval, check_ranks)
+        cls = type(self).__name__
+        _check_fraction(cls, 'start', start)
+        _check_fraction(cls, 'threshold_start', threshold_start)
+        _check_fraction(cls, 'threshold_end', threshold_end)
+        _check_bits(cls, 'max_bits', max_bits)
+        self.start = float(start)
+        self.threshold_start = float(threshold_start)
+        self.threshold_end = float(threshold_end)
+        self.max_bits = max_bits
+
+    def _freezing_layers(self):
+        return [(n, m) for n, m in self.layers if m.weight_quantizer.bits <= self.max_bits]
+
+    def threshold(self, t, total):
+        """f_th(t); None while freezing is off."""
+        return cosine_anneal(t, total, self.start, self.threshold_start, self.threshold_end)
+
+    def _update(self, runner, t):
+        th = self.threshold(t, runner.max_iters)
+        for name, layer in self.layers:
+            state = self.states[name]
+            fw = self.freezers.get(name)
+            frozen_level = None if state.ema_level is None else state.ema_level.round()
+            state.update(self._levels(layer), track_ema_level=th is not None and fw is not None)
+            if th is None or fw is None or frozen_level is None:
+                continue
+            new = (state.freq > th) & ~fw.mask
+            if fw.freeze(new, levels=frozen_level):
+                state.set_levels(new, frozen_level)
+        self._log(runner)
+        hub = runner.message_hub
+        if th is not None:
+            hub.update_scalar('train/osc/threshold', th)
+        hub.update_scalar('train/osc/frozen', self.frozen_fraction())
+
+
+@HOOKS.register_module()
+class LTSFreezingHook(_PerWeightStateHook):
+    """SpQAT / LTS freezing (seed 002): freeze weights that have settled near their
+    level.
+
+    Per weight, in level units: dist <- m * dist + (1 - m) * |gamma * w / s - q|, reset to
+    1 (the bin width) when the level changed this step. After the warm-up, a weight with
+    dist <= tau(t) is frozen permanently: it keeps its latent value and gets zero
+    gradient. tau rises 0 -> `tau_max` linearly over the rest of training ('sine' and
+    'constant' are options). Logs `lts/frozen` (the paper's "gradient sparsity") and
+    `lts/tau`. Frozen weights leave N of Eq. 5 under TR scheduling.
+
+    Args:
+        momentum (float): m of the distance EMA (0.99).
+        warmup (float): fraction of training before freezing starts (0.2).
+        tau_schedule (str): 'linear', 'sine' or 'constant'.
+        tau_max (float): final tau, in bin widths (1.0).
+        max_bits (int): only layers with at most this many weight bits (4).
+    """
+
+    ckpt_key = 'mmtrs_lts_freezing'
+    freeze_by_level = False
+
+    def __init__(self, momentum=0.99, warmup=0.2, tau_schedule='linear', tau_max=1.0,
+                 max_bits=4, interval=50, check_ranks=True):
+        super().__init__(interval, check_ranks)
+        cls = type(self).__name__
+        _check_fraction(cls, 'momentum', momentum, high_open=True)
+        _check_fraction(cls, 'warmup', warmup)
+        _check(cls, 'tau_schedule', tau_schedule, tau_schedule in ('linear', 'sine', 'constant'),
+               "'linear', 'sine' or 'constant'")
+        _check(cls, 'tau_max', tau_max, _is_number(tau_max) and tau_max > 0,
+               'a positive number (bin widths)')
+        _check_bits(cls, 'max_bits', max_bits)
+        self.momentum = float(momentum)
+        self.warmup = float(warmup)
+        self.tau_schedule = tau_schedule
+        self.tau_max = float(tau_max)
+        self.max_bits = max_bits
+
+    def _freezing_layers(self):
+        return [(n, m) for n, m in self.layers if m.weight_quantizer.bits <= self.max_bits]
+
+    def tau(self, t, total):
+        return lts_tau(t, total, self.warmup, self.tau_schedule, self.tau_max)
+
+    def _new_state(self, layer, levels):
+        return LTSState(levels, self.momentum)
+
+    def _update(self, runner, t):
+        tau = self.tau(t, runner.max_iters)
+        for name, layer in self.layers:
+            q = layer.weight_quantizer
+            w = layer.weight.detach()
+            normalized = w * (q.qrange[2] / q.scale.detach())
+            state = self.states[name]
+            state.update(normalized, self._levels(layer))
+            fw = self.freezers.get(name)
+            if tau is not None and fw is not None:
+                fw.freeze(state.dist <= tau)
+        hub = runner.message_hub
+        if tau is not None:
+            hub.update_scalar('train/lts/tau', tau)
+        hub.update_scalar('train/lts/frozen', self.frozen_fraction())

@@ -1,0 +1,115 @@
+"""The seed methods as a user runs them (tools/train.py, torchrun, --resume after
+SIGKILL) on the generated dataset: each trains to a finite COCO AP, logs its statistics,
+keeps its per-weight state across a kill, and holds identical masks on every rank."""
+import glob
+import math
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from mmtrs.utils import load_checkpoint_file
+
+from conftest import ROOT, TRS_OPTS, data_options, run_tool, scalars, short_run
+
+DEMO = 'configs/demo/retinanet_r18_w4a4_{}_demo.py'
+# custom_hooks: 0 FiniteLossHook, 1 TransitionRateHook, 2 tracking/freezing, 3 method.
+# Settings that make each method act within a few iterations.
+FAST = {
+    'oscfreeze': ['custom_hooks.2.momentum=0.5', 'custom_hooks.2.start=0.0',
+                  'custom_hooks.2.threshold_start=0.0', 'custom_hooks.2.threshold_end=0.0',
+                  'optim_wrapper.optimizer.lr=0.05'],
+    'dampen': ['custom_hooks.3.start=0.0'],
+    'lts': ['custom_hooks.3.momentum=0.0', 'custom_hooks.3.warmup=0.0'],
+    'obr': ['custom_hooks.3.start=0.0'],
+    'trs_dampen': ['custom_hooks.3.start=0.0', *TRS_OPTS],
+}
+LOGGED = {'oscfreeze': 'osc/frozen', 'dampen': 'loss_dampen', 'lts': 'lts/frozen',
+          'obr': 'loss_obr', 'trs_dampen': 'loss_dampen'}
+
+
+@pytest.mark.parametrize('method', sorted(FAST))
+def test_method_trains_to_finite_ap(method, tiny_coco, fp_ckpt, tmp_path):
+    wd = str(tmp_path / method)
+    run_tool(['tools/train.py', DEMO.format(method), '--work-dir', wd, '--cfg-options',
+              *data_options(tiny_coco), *short_run(4, 4), f'load_from={fp_ckpt}',
+              *FAST[method]])
+    recs = scalars(wd)
+    ap = [r['coco/bbox_mAP'] for r in recs if 'coco/bbox_mAP' in r]
+    assert ap and math.isfinite(ap[-1])
+    train = [r for r in recs if 'osc/oscillating' in r]
+    assert len(train) == 3          # tracked from the second step on (levels need scales)
+    assert all(0 <= r['osc/oscillating'] <= 1 for r in train)
+    key = LOGGED[method]
+    values = [r[key] for r in recs if key in r]
+    assert values and all(math.isfinite(v) for v in values)
+    if method in ('dampen', 'obr', 'trs_dampen', 'lts'):
+        assert values[-1] > 0, (key, values)   # lambda > 0 / weights frozen by the end
+    if method == 'trs_dampen':
+        assert any('tr/talr' in r for r in recs)   # composed with TR scheduling
+
+
+def _run(args, tiny_coco, wd, extra):
+    return ['tools/train.py', *args, '--work-dir', wd, '--cfg-options',
+            *data_options(tiny_coco), *short_run(6, 3), *extra]
+
+
+def test_sigkill_resume_with_freezing_is_bit_identical(tiny_coco, fp_ckpt, tmp_path):
+    """TR scheduling + LTS freezing (frozen from the first steps): kill -9 after the
+    iter-3 checkpoint, --resume: weights, TR state, masks and distances equal the
+    uninterrupted run's."""
+    cfg = DEMO.format('trs_lts')
+    opts = [*TRS_OPTS, *FAST['lts'], 'train_dataloader.batch_size=8']
+    killed = str(tmp_path / 'killed')
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    proc = subprocess.Popen([sys.executable] + _run([cfg], tiny_coco, killed,
+                                                    [f'load_from={fp_ckpt}', *opts]),
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    marker = osp.join(killed, 'last_checkpoint')
+    deadline = time.time() + 400
+    while time.time() < deadline and proc.poll() is None:
+        if osp.isfile(marker) and open(marker).read().strip().endswith('iter_3.pth'):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, 'run ended before it could be killed'
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_tool(_run([cfg, '--resume'], tiny_coco, killed, opts))
+    ref = str(tmp_path / 'ref')
+    run_tool(_run([cfg], tiny_coco, ref, [f'load_from={fp_ckpt}', *opts]))
+    a = load_checkpoint_file(osp.join(ref, 'iter_6.pth'))
+    b = load_checkpoint_file(osp.join(killed, 'iter_6.pth'))
+    for k, v in a['state_dict'].items():
+        assert torch.equal(v, b['state_dict'][k]), k
+    for key in ('K', 'U', 'k'):
+        assert torch.equal(a['optimizer']['trs'][key], b['optimizer']['trs'][key]), key
+    sa, sb = a['mmtrs_lts_freezing'], b['mmtrs_lts_freezing']
+    assert sum(int(f['mask'].sum()) for f in sa['frozen'].values()) > 0
+    for name in sa['frozen']:
+        assert torch.equal(sa['frozen'][name]['mask'], sb['frozen'][name]['mask']), name
+        assert torch.equal(sa['layers'][name]['dist'], sb['layers'][name]['dist']), name
+
+
+def test_two_processes_hold_identical_masks(tiny_coco, fp_ckpt, tmp_path):
+    wd = str(tmp_path / 'ddp')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+           '--master_port=29543', 'tools/train.py', DEMO.format('lts'), '--work-dir', wd,
+           '--launcher', 'pytorch', '--cfg-options', *data_options(tiny_coco),
+           *short_run(4, 4), f'load_from={fp_ckpt}', *FAST['lts'],
+           'train_dataloader.batch_size=2', 'custom_hooks.3.interval=1',
+           'custom_hooks.2.interval=1', 'env_cfg.dist_cfg.backend=gloo']
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    logs = ''.join(open(f).read() for f in glob.glob(osp.join(wd, '*', '*.log')))
+    assert 'LTSFreezingHook: all 2 ranks hold identical per-weight state and frozen masks' \
+        in logs
+    ck = load_checkpoint_file(osp.join(wd, 'iter_4.pth'))
+    assert sum(int(f['mask'].sum()) for f in ck['mmtrs_lts_freezing']['frozen'].values()) > 0
