@@ -29,8 +29,23 @@ STAGES = {
     'w4a4_trs_fixed': 'configs/demo/retinanet_r18_w4a4_trs_fixed_demo.py',
     'w1a1_sgd': 'configs/demo/retinanet_r18_w1a1_sgd_demo.py',
     'w1a1_trs': 'configs/demo/retinanet_r18_w1a1_trs_demo.py',
+    # the seeds' oscillation remedies (docs/methods.md), plain SGD + one hook each
+    **{f'w{b}a{b}_{m}': f'configs/demo/retinanet_r18_w{b}a{b}_{m}_demo.py'
+       for b in (4, 3) for m in ('oscfreeze', 'dampen', 'lts', 'obr')},
+    'w4a4_trs_dampen': 'configs/demo/retinanet_r18_w4a4_trs_dampen_demo.py',
+    'w4a4_trs_lts': 'configs/demo/retinanet_r18_w4a4_trs_lts_demo.py',
+    # the paper's head (ReLURetinaHead), from its own FP model
+    'relu_head_fp': 'configs/demo/retinanet_r18_relu_head_fp_demo.py',
+    **{f'w{b}a{b}_{o}_relu_head': f'configs/demo/retinanet_r18_w{b}a{b}_{o}_relu_head_demo.py'
+       for b in (4, 3) for o in ('sgd', 'trs')},
 }
 FP_CKPT = 'work_dirs/demo/retinanet_r18_fp_demo.pth'
+# FP stages: their final checkpoint is copied here, the start of the QAT stages
+FP_STAGES = {'fp': FP_CKPT, 'relu_head_fp': 'work_dirs/demo/retinanet_r18_relu_head_fp_demo.pth'}
+
+
+def fp_stage_of(name):
+    return 'relu_head_fp' if name.endswith('_relu_head') else 'fp'
 
 
 def run_stage(name, cfg, work_dir, seed, extra):
@@ -54,11 +69,11 @@ def eval_w8a8(extra):
 
 
 def format_table(rows):
-    head = f'{"model":<16}' + ''.join(f'{k:>8}' for k, _ in METRICS)
+    head = f'{"model":<22}' + ''.join(f'{k:>8}' for k, _ in METRICS)
     lines = [head, '-' * len(head)]
     for name, m in rows:
         vals = ''.join(f'{(m.get(key, float("nan")) * 100):>8.2f}' for _, key in METRICS)
-        lines.append(f'{name:<16}{vals}')
+        lines.append(f'{name:<22}{vals}')
     return '\n'.join(lines)
 
 
@@ -99,33 +114,37 @@ def main():
         return extra + list(more)
 
     rows = []
-    fp_dir = osp.join(args.work_dir, 'fp')
-    if 'fp' in stages or not osp.isfile(FP_CKPT):
-        if args.force or not osp.isfile(FP_CKPT):
-            run_stage('fp', STAGES['fp'], fp_dir, args.seed, stage_extra())
+    needed = {s for s in stages if s in FP_STAGES}
+    needed |= {fp_stage_of(s) for s in stages if s not in FP_STAGES and s != 'w8a8'}
+    needed |= {'fp'} if 'w8a8' in stages else set()
+    for fp in sorted(needed, key=list(FP_STAGES).index):
+        ckpt, fp_dir = FP_STAGES[fp], osp.join(args.work_dir, fp)
+        if args.force or not osp.isfile(ckpt):
+            run_stage(fp, STAGES[fp], fp_dir, args.seed, stage_extra())
             with open(osp.join(fp_dir, 'last_checkpoint')) as f:
                 last = f.read().strip()
-            os.makedirs(osp.dirname(FP_CKPT), exist_ok=True)
-            shutil.copyfile(last, FP_CKPT)
+            os.makedirs(osp.dirname(ckpt), exist_ok=True)
+            shutil.copyfile(last, ckpt)
         else:
-            print(f'Reusing the FP checkpoint {FP_CKPT} (--force to retrain)')
-    m = final_metrics(fp_dir)
-    if m is not None:
-        rows.append(('FP', m))
+            print(f'Reusing the FP checkpoint {ckpt} (--force to retrain)')
+        m = final_metrics(fp_dir)
+        if m is not None:
+            rows.append(('FP' if fp == 'fp' else fp.replace('_', ' ').upper(), m))
     if 'w8a8' in stages:
         rows.append(('W8A8 (no QAT)', eval_w8a8(stage_extra())))
     for name in stages:
-        if name in ('fp', 'w8a8'):
+        if name in FP_STAGES or name == 'w8a8':
             continue
         wd = osp.join(args.work_dir, name)
-        run_stage(name, STAGES[name], wd, args.seed, stage_extra([f'load_from={FP_CKPT}']))
+        ckpt = FP_STAGES[fp_stage_of(name)]
+        run_stage(name, STAGES[name], wd, args.seed, stage_extra([f'load_from={ckpt}']))
         rows.append((name.replace('_', ' ').upper(), final_metrics(wd) or {}))
 
     table = format_table(rows)
     print('\nCOCO bbox AP (%) on the synthetic val set\n' + table)
     with open(osp.join(args.work_dir, 'demo_results.txt'), 'w') as f:
         f.write(table + '\n')
-    qat = [osp.join(args.work_dir, s) for s in stages if s not in ('fp', 'w8a8')]
+    qat = [osp.join(args.work_dir, s) for s in stages if s not in FP_STAGES and s != 'w8a8']
     if qat:
         print('\nTR curves: python tools/plot_tr.py ' + ' '.join(qat))
 

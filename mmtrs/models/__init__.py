@@ -1,3 +1,4 @@
 from .quantized_detector import QuantizedDetector
+from .relu_retina_head import ReLURetinaHead
 
-__all__ = ['QuantizedDetector']
+__all__ = ['QuantizedDetector', 'ReLURetinaHead']
