@@ -31,6 +31,10 @@ from conftest import ROOT
 
 SGD_DEMO = osp.join(ROOT, 'configs/demo/retinanet_r18_w4a4_sgd_demo.py')
 TRS_DEMO = osp.join(ROOT, 'configs/demo/retinanet_r18_w4a4_trs_demo.py')
+# (demo config, hook type) whose custom_hooks entry is fuzzed
+HOOK_CONFIGS = [('sgd', 'TransitionRateHook'), ('sgd', 'OscillationTrackingHook'),
+                ('oscfreeze', 'OscillationFreezingHook'), ('lts', 'LTSFreezingHook'),
+                ('dampen', 'OscillationDampeningHook'), ('obr', 'BinRegularizationHook')]
 NAN, INF = float('nan'), float('inf')
 
 # wrong values tried on every key: wrong types (None, bool, str, list), a number given as
@@ -97,6 +101,47 @@ VALID_QUANT = {
     # the demo converts every conv of its backbone, so any share in [0, 1] passes
     'max_float_share': [None, 0, 0.5, 1],
 }
+# custom_hooks arguments (mmtrs/engine/*hook*.py docstrings), keyed 'Hook.key'
+HOOK_EXTRA = {
+    'TransitionRateHook.near': [0.5, 0.6],
+    'TransitionRateHook.momentum': [1.0],
+    'OscillationTrackingHook.momentum': [1.0, 0.01],
+    'OscillationFreezingHook.max_bits': [8, 9, 4.0],
+    'OscillationFreezingHook.threshold_start': [1.5],
+    'LTSFreezingHook.tau_schedule': ['sine', 'cosine', 'Linear'],
+    'LTSFreezingHook.max_bits': [9],
+    'LTSFreezingHook.momentum': [1.0],
+    'OscillationDampeningHook.start': [1.5],
+    'BinRegularizationHook.lambda_max': [-0.01],
+}
+for _h in ('TransitionRateHook', 'OscillationTrackingHook', 'OscillationFreezingHook',
+           'LTSFreezingHook'):
+    HOOK_EXTRA.setdefault(f'{_h}.interval', []).extend([50.0, 1])
+    HOOK_EXTRA.setdefault(f'{_h}.check_ranks', []).extend([1, 'no', False])
+VALID_HOOKS = {
+    'TransitionRateHook.near': [0.5],                   # distance in levels, (0, 0.5]
+    'TransitionRateHook.momentum': [0],                 # m in [0, 1)
+    'TransitionRateHook.per_layer': [True],
+    'OscillationTrackingHook.momentum': [0.01],         # m in (0, 1)
+    'OscillationTrackingHook.osc_threshold': [0],       # fractions in [0, 1]
+    'OscillationFreezingHook.osc_threshold': [0],
+    'OscillationFreezingHook.start': [0],
+    'OscillationFreezingHook.threshold_start': [0],
+    'OscillationFreezingHook.threshold_end': [0],
+    'OscillationFreezingHook.max_bits': [8],
+    'LTSFreezingHook.momentum': [0],                    # m in [0, 1)
+    'LTSFreezingHook.warmup': [0],
+    'LTSFreezingHook.tau_schedule': ['sine'],
+    'LTSFreezingHook.tau_max': [2.5, 1e9],              # any finite tau > 0
+    'OscillationDampeningHook.lambda_max': [0, 2.5, 1e9],  # finite, >= 0
+    'OscillationDampeningHook.start': [0],
+    'BinRegularizationHook.lambda_max': [0, 2.5, 1e9],
+    'BinRegularizationHook.start': [0],
+}
+for _h in ('TransitionRateHook', 'OscillationTrackingHook', 'OscillationFreezingHook',
+           'LTSFreezingHook'):
+    VALID_HOOKS.setdefault(f'{_h}.interval', []).append(1)
+    VALID_HOOKS.setdefault(f'{_h}.check_ranks', []).extend([True, False])
 VALID_TRS = {
     'tr_momentum': [0, 0.99],                           # m in [0, 1)
     'init_talr': [None, 0, 2.5, 1e9],                   # U^0 >= 0; None = the LR
@@ -130,10 +175,16 @@ def _quant_keys():
     return keys
 
 
-def _mutations(keys, valid):
+def _hook_keys(hook_type):
+    from mmengine.registry import HOOKS
+    sig = inspect.signature(HOOKS.get(hook_type).__init__)
+    return [f'{hook_type}.{n}' for n in list(sig.parameters)[1:]]
+
+
+def _mutations(keys, valid, extra=EXTRA):
     out = []
     for key in keys:
-        for value in COMMON + EXTRA.get(key, []):
+        for value in COMMON + extra.get(key, []):
             ok = any(_same(value, v) for v in valid.get(key, []))
             out.append((key, value, ok))
     return out
@@ -141,10 +192,12 @@ def _mutations(keys, valid):
 
 QUANT_MUTATIONS = _mutations(_quant_keys(), VALID_QUANT)
 TRS_MUTATIONS = _mutations(_trs_keys(), VALID_TRS)
+HOOK_MUTATIONS = [(cfg, *m) for cfg, hook in HOOK_CONFIGS
+                  for m in _mutations(_hook_keys(hook), VALID_HOOKS, HOOK_EXTRA)]
 
 
 def _id(m):
-    return f'{m[0]}={m[1]!r}'
+    return f'{m[-3]}={m[-2]!r}'
 
 
 @pytest.fixture(scope='module')
@@ -189,6 +242,23 @@ def test_trs_optim_wrapper_mutation(trs_cfg_and_model, key, value, valid):
             value, valid)
 
 
+@pytest.fixture(scope='module')
+def hook_cfgs():
+    init_default_scope('mmdet')
+    return {name: Config.fromfile(osp.join(ROOT, f'configs/demo/retinanet_r18_w4a4_{name}_demo.py'))
+            for name in {c for c, _ in HOOK_CONFIGS}}
+
+
+@pytest.mark.parametrize('cfg_name,key,value,valid', HOOK_MUTATIONS, ids=map(_id, HOOK_MUTATIONS))
+def test_custom_hook_mutation(hook_cfgs, cfg_name, key, value, valid):
+    from mmengine.registry import HOOKS
+    cfg = copy.deepcopy(hook_cfgs[cfg_name])
+    hook_type, arg = key.split('.')
+    i = next(i for i, h in enumerate(cfg.custom_hooks) if h['type'] == hook_type)
+    cfg.merge_from_dict({f'custom_hooks.{i}.{arg}': value})
+    _expect(lambda: HOOKS.build(cfg.custom_hooks[i]), f'custom_hooks {key}', value, valid)
+
+
 def test_every_key_has_a_schema_entry():
     """New keys cannot skip validation: every default key is declared, and back."""
     assert set(QUANT_CFG_SCHEMA.entries) == set(DEFAULT_QUANT_CFG)
@@ -197,14 +267,26 @@ def test_every_key_has_a_schema_entry():
         assert isinstance(spec, SubDict)
         assert set(DEFAULT_QUANT_CFG[sub]) <= set(spec.schema.entries), sub
     assert set(TRS_OPTIM_WRAPPER_SCHEMA.entries) == set(_trs_keys())
+    # every argument of the fuzzed hooks is declared in the schemas its __init__s check
+    per_weight, reg = 'custom_hooks <per-weight-state hook>', 'custom_hooks <regularizer hook>'
+    checked_by = {
+        'TransitionRateHook': ['custom_hooks TransitionRateHook'],
+        'OscillationTrackingHook': ['custom_hooks OscillationTrackingHook', per_weight],
+        'OscillationFreezingHook': ['custom_hooks OscillationFreezingHook',
+                                    'custom_hooks OscillationTrackingHook', per_weight],
+        'LTSFreezingHook': ['custom_hooks LTSFreezingHook', per_weight],
+        'OscillationDampeningHook': [reg], 'BinRegularizationHook': [reg]}
+    for _, hook in HOOK_CONFIGS:
+        declared = set().union(*(SCHEMAS[n].entries for n in checked_by[hook]))
+        assert {k.split('.')[1] for k in _hook_keys(hook)} == declared, hook
 
 
 def test_docs_list_the_schema_and_the_fuzzer_figures():
     text = open(osp.join(ROOT, 'docs/errors.md')).read()
-    for name in ('quant_cfg', 'optim_wrapper'):
-        for row in SCHEMAS[name].table().splitlines():
+    for name, schema in SCHEMAS.items():
+        for row in schema.table(name).splitlines():
             assert row in text, f'docs/errors.md lacks the schema row {row}'
-    muts = QUANT_MUTATIONS + TRS_MUTATIONS
+    muts = QUANT_MUTATIONS + TRS_MUTATIONS + [m[1:] for m in HOOK_MUTATIONS]
     valid = sum(ok for *_, ok in muts)
     line = (f'**{len(muts)} mutations tried: {len(muts) - valid} refused at build time '
             f'naming the key, {valid} documented valid values**')

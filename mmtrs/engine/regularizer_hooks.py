@@ -8,14 +8,13 @@ layers of penalty(layer)` to the detector's loss dict under its own key. MMEngin
 under DDP it is computed inside the wrapped forward, so gradients are reduced as usual.
 Works with any detector and any optimizer wrapper (plain, or TR scheduling).
 """
-import math
-
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from ..quant.policy import quantized_layers
 from ..quant.regularizers import bin_regularization_loss, dampening_loss
+from ..utils.config_schema import QUANT_REGULARIZER_HOOK_SCHEMA
 from .oscillation import cosine_anneal
 
 
@@ -31,15 +30,8 @@ class QuantRegularizerHook(Hook):
     penalty = None
 
     def __init__(self, lambda_max, start=0.25):
-        cls = type(self).__name__
-        if isinstance(lambda_max, bool) or not isinstance(lambda_max, (int, float)) or \
-                not math.isfinite(lambda_max) or lambda_max < 0:
-            raise ValueError(f'custom_hooks {cls}.lambda_max={lambda_max!r} is invalid: '
-                             'expected a finite number >= 0.')
-        if isinstance(start, bool) or not isinstance(start, (int, float)) or \
-                not 0 <= start <= 1:
-            raise ValueError(f'custom_hooks {cls}.start={start!r} is invalid: expected a '
-                             'number in [0, 1].')
+        QUANT_REGULARIZER_HOOK_SCHEMA.check(dict(lambda_max=lambda_max, start=start),
+                                            f'custom_hooks {type(self).__name__}')
         self.lambda_max = float(lambda_max)
         self.start = float(start)
         self.lam = 0.0

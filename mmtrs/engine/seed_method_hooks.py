@@ -9,37 +9,19 @@ TransitionRateHook (BELOW_NORMAL) counts transitions and CheckpointHook (VERY_LO
 Their per-weight state goes into the checkpoint (`before_save_checkpoint`), so --resume
 continues exactly.
 """
-import math
-
 import torch
 from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from ..quant.policy import quantized_layers
+# argument types and ranges are declared with every other config key
+from ..utils.config_schema import (LTS_FREEZING_HOOK_SCHEMA, OSC_FREEZING_HOOK_SCHEMA,
+                                   OSC_TRACKING_HOOK_SCHEMA, PER_WEIGHT_HOOK_SCHEMA)
 from .oscillation import LTSState, OscillationState, cosine_anneal, layer_kind, lts_tau
 from .weight_freezing import attach_freezer, detach_freezer
 
 KINDS = ('depthwise', 'pointwise', 'other')
-
-
-def _check(cls, key, value, ok, want):
-    if not ok:
-        raise ValueError(f'custom_hooks {cls}.{key}={value!r} is invalid: expected {want}.')
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _check_fraction(cls, key, value, high_open=False):
-    ok = _is_number(value) and 0 <= value and (value < 1 if high_open else value <= 1)
-    _check(cls, key, value, ok, f'a number in [0, 1{")" if high_open else "]"}')
-
-
-def _check_bits(cls, key, value):
-    ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8
-    _check(cls, key, value, ok, 'an integer bit-width from 1 to 8')
 
 
 class _PerWeightStateHook(Hook):
@@ -55,6 +37,8 @@ class _PerWeightStateHook(Hook):
     freeze_by_level = None  # None: does not freeze; True/False: FrozenWeights mode
 
     def __init__(self, interval=50, check_ranks=True):
+        PER_WEIGHT_HOOK_SCHEMA.check(dict(interval=interval, check_ranks=check_ranks),
+                                     f'custom_hooks {type(self).__name__}')
         self.interval = interval
         self.check_ranks = check_ranks
         self.layers = []
@@ -174,9 +158,8 @@ class OscillationTrackingHook(_PerWeightStateHook):
 
     def __init__(self, momentum=0.001, osc_threshold=0.005, interval=50, check_ranks=True):
         super().__init__(interval, check_ranks)
-        _check_fraction(type(self).__name__, 'momentum', momentum, high_open=True)
-        _check(type(self).__name__, 'momentum', momentum, momentum > 0, 'a number in (0, 1)')
-        _check_fraction(type(self).__name__, 'osc_threshold', osc_threshold)
+        OSC_TRACKING_HOOK_SCHEMA.check(dict(momentum=momentum, osc_threshold=osc_threshold),
+                                       f'custom_hooks {type(self).__name__}')
         self.momentum = float(momentum)
         self.osc_threshold = float(osc_threshold)
 
@@ -234,11 +217,9 @@ class OscillationFreezingHook(OscillationTrackingHook):
     def __init__(self, momentum=0.001, osc_threshold=0.005, start=0.25, threshold_start=0.1,
                  threshold_end=0.01, max_bits=4, interval=50, check_ranks=True):
         super().__init__(momentum, osc_threshold, interval, check_ranks)
-        cls = type(self).__name__
-        _check_fraction(cls, 'start', start)
-        _check_fraction(cls, 'threshold_start', threshold_start)
-        _check_fraction(cls, 'threshold_end', threshold_end)
-        _check_bits(cls, 'max_bits', max_bits)
+        OSC_FREEZING_HOOK_SCHEMA.check(dict(
+            start=start, threshold_start=threshold_start, threshold_end=threshold_end,
+            max_bits=max_bits), f'custom_hooks {type(self).__name__}')
         self.start = float(start)
         self.threshold_start = float(threshold_start)
         self.threshold_end = float(threshold_end)
@@ -296,14 +277,9 @@ class LTSFreezingHook(_PerWeightStateHook):
     def __init__(self, momentum=0.99, warmup=0.2, tau_schedule='linear', tau_max=1.0,
                  max_bits=4, interval=50, check_ranks=True):
         super().__init__(interval, check_ranks)
-        cls = type(self).__name__
-        _check_fraction(cls, 'momentum', momentum, high_open=True)
-        _check_fraction(cls, 'warmup', warmup)
-        _check(cls, 'tau_schedule', tau_schedule, tau_schedule in ('linear', 'sine', 'constant'),
-               "'linear', 'sine' or 'constant'")
-        _check(cls, 'tau_max', tau_max, _is_number(tau_max) and tau_max > 0,
-               'a positive number (bin widths)')
-        _check_bits(cls, 'max_bits', max_bits)
+        LTS_FREEZING_HOOK_SCHEMA.check(dict(
+            momentum=momentum, warmup=warmup, tau_schedule=tau_schedule, tau_max=tau_max,
+            max_bits=max_bits), f'custom_hooks {type(self).__name__}')
         self.momentum = float(momentum)
         self.warmup = float(warmup)
         self.tau_schedule = tau_schedule

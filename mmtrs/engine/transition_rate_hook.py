@@ -4,6 +4,7 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
 from ..quant.policy import quantized_layers
+from ..utils.config_schema import TR_HOOK_SCHEMA
 from .transition_counter import TransitionCounter
 from .trs_optim_wrapper import TransitionRateSchedulingMixin
 
@@ -35,6 +36,9 @@ class TransitionRateHook(Hook):
 
     def __init__(self, interval=50, near=0.05, momentum=0.99, per_layer=False,
                  check_ranks=True):
+        TR_HOOK_SCHEMA.check(dict(interval=interval, near=near, momentum=momentum,
+                                  per_layer=per_layer, check_ranks=check_ranks),
+                             'custom_hooks TransitionRateHook')
         self.interval = interval
         self.check_ranks = check_ranks
         self.near = near

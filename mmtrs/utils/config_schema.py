@@ -483,6 +483,48 @@ TR_HOOK_SCHEMA = Schema('TransitionRateHook', dict(
 ))
 
 
+# ---- seed-method hooks (mmtrs/engine/seed_method_hooks.py, regularizer_hooks.py) --------
+
+def _fraction(**kw):
+    return Number(low=0, high=1, **kw)
+
+
+#: interval / check_ranks of every per-weight-state hook (OscillationTracking/Freezing, LTS)
+PER_WEIGHT_HOOK_SCHEMA = Schema('per-weight-state hook', dict(
+    interval=Int(low=1, example='50', doc='iterations between multi-process state checks'),
+    check_ranks=Bool(doc='check that ranks hold the same per-weight state'),
+))
+OSC_TRACKING_HOOK_SCHEMA = Schema('OscillationTrackingHook', dict(
+    momentum=Number(low=0, high=1, low_open=True, high_open=True, example='0.01',
+                    doc='m of the oscillation-frequency EMA (Nagel et al.)'),
+    osc_threshold=_fraction(example='0.005', doc='frequency above which a weight oscillates'),
+))
+OSC_FREEZING_HOOK_SCHEMA = Schema('OscillationFreezingHook', dict(
+    start=_fraction(example='0.25', doc='fraction of training before freezing'),
+    threshold_start=_fraction(example='0.1', doc='freezing threshold at `start`'),
+    threshold_end=_fraction(example='0.01', doc='freezing threshold at the end'),
+    max_bits=Bits(doc='only layers with at most this many weight bits'),
+))
+LTS_FREEZING_HOOK_SCHEMA = Schema('LTSFreezingHook', dict(
+    momentum=Number(low=0, high=1, high_open=True, example='0.99',
+                    doc='m of the distance EMA'),
+    warmup=_fraction(example='0.2', doc='fraction of training before freezing'),
+    tau_schedule=OneOf('linear', 'sine', 'constant', doc='schedule of tau'),
+    tau_max=Number(low=0, low_open=True, example='1.0', doc='final tau, in bin widths'),
+    max_bits=Bits(doc='only layers with at most this many weight bits'),
+))
+QUANT_REGULARIZER_HOOK_SCHEMA = Schema('OscillationDampeningHook / BinRegularizationHook', dict(
+    lambda_max=Number(low=0, example='0.1', doc='final weight of the regularizer'),
+    start=_fraction(example='0.25', doc='fraction of training before the regularizer'),
+))
+
+
 #: Every declared schema, for docs/errors.md and the config fuzzer (tests/test_config_fuzz.py).
 SCHEMAS = {'quant_cfg': QUANT_CFG_SCHEMA, 'optim_wrapper': TRS_OPTIM_WRAPPER_SCHEMA,
-           'quantizer': QUANTIZER_SCHEMA, 'TransitionRateHook': TR_HOOK_SCHEMA}
+           'quantizer': QUANTIZER_SCHEMA,
+           'custom_hooks TransitionRateHook': TR_HOOK_SCHEMA,
+           'custom_hooks <per-weight-state hook>': PER_WEIGHT_HOOK_SCHEMA,
+           'custom_hooks OscillationTrackingHook': OSC_TRACKING_HOOK_SCHEMA,
+           'custom_hooks OscillationFreezingHook': OSC_FREEZING_HOOK_SCHEMA,
+           'custom_hooks LTSFreezingHook': LTS_FREEZING_HOOK_SCHEMA,
+           'custom_hooks <regularizer hook>': QUANT_REGULARIZER_HOOK_SCHEMA}
