@@ -39,7 +39,8 @@ class TransitionRateSchedulingMixin:
         eta (float | 'auto' | None): eta of Eq. 11. None = the optimizer's initial LR
             (paper-style default). 'auto' = init_talr / (R^0 * eta_adapt_iters): a
             sustained 100% TR error then changes U by U^0 in `eta_adapt_iters` steps.
-        init_target (float | 'auto'): R^0, written into every param group's `target_tr`.
+        init_target (float | 'auto'): R^0 in [0, 1], written into every param group's
+            `target_tr`.
             'auto' measures R^0 as the running TR under the ordinary LR over the first
             `auto_target_iters` steps (the TALR is not used meanwhile); `target_tr` is then
             a factor (starting at 1) scheduled by the ParamSchedulers and R^t = R^0_measured
