@@ -26,10 +26,12 @@ run() {  # run NAME CMD...: stdout -> $OUT/NAME.txt with a header
     echo "# command: ${*#$ROOT/.venv/bin/}"
     echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)  commit: $(git describe --always --dirty 2>/dev/null || echo none)"
     echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+    # cost ratios depend on the CPU's vector extensions (AVX2/AVX-512/AMX/VNNI)
+    echo "# vector extensions: $(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(sse4_2|avx|fma|f16c|amx)' | sort | xargs)"
     "$@" 2> >(grep -v -i "warn" >&2) | grep -v " - mmengine - "
   } > "$OUT/$name.txt"
   echo "[run_all] $name done in $((SECONDS - t0)) s -> $OUT/$name.txt"
-  tail -n +4 "$OUT/$name.txt"
+  tail -n +5 "$OUT/$name.txt"
 }
 
 BENCHES="${BENCHES:-step_cost memory scaling accuracy}"

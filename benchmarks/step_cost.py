@@ -8,7 +8,9 @@ made W4A4 QAT with torch.ao.quantization and with Brevitas (benchmarks/variants.
 exactly how), trained with plain SGD. Prints the median step
 time of each as a ratio to FP, the TR overhead (TRS step / plain QAT step), and the
 time of the TR bookkeeping alone (transition counting) relative to the QAT step.
-Absolute times on shared machines mean little; the ratios are the result.
+Absolute times on shared machines mean little; the ratios are the result, and they
+depend on the CPU: the output starts with the CPU model, the vector extensions ATen
+dispatches to and the machine load.
 """
 import argparse
 import statistics
@@ -16,7 +18,8 @@ import time
 
 import torch
 
-from variants import build_variant, median_step_times, synthetic_batch
+from variants import (build_variant, cpu_description, load_average, median_step_times,
+                      synthetic_batch)
 
 
 def main():
@@ -30,11 +33,16 @@ def main():
                         help='see benchmarks/variants.py')
     args = parser.parse_args()
     names = args.variants.split(',')
+    # the ratios depend on the CPU (vector extensions, cache, memory bandwidth) and on
+    # what else runs: both go on top of the table
+    print(f'cpu: {cpu_description()}')
+    print(f'load before (1, 5, 15 min): {load_average()}')
     data = synthetic_batch(args.batch, args.size)
     runs = {n: build_variant(n) for n in names}
     med = median_step_times(runs, data, args.iters, args.warmup)
     print(f'step cost, batch {args.batch}, {args.size}px, {args.iters} iters '
-          f'(median; torch threads {torch.get_num_threads()})')
+          f'(median; torch threads {torch.get_num_threads()}; load after: '
+          f'{load_average()})')
     base = med.get('fp')
     for n in names:
         ratio = f'{med[n] / base:.3f}x FP' if base else ''

@@ -14,6 +14,7 @@ Variants of the demo RetinaNet (same architecture, same data, same optimizer set
                 brevitas==0.13.4` (requirements-bench.txt).
 """
 import copy
+import os
 import os.path as osp
 import statistics
 import sys
@@ -38,6 +39,41 @@ CFG = {
 }
 # optimizer settings of the toolkit variants: those of our plain-SGD QAT
 QAT_OPTIM_FROM = 'qat_sgd'
+
+
+# /proc/cpuinfo flags that name the vector (SIMD) extensions, whose presence decides
+# which kernels oneDNN, ATen and the fused quantizer use: step-cost ratios depend on them
+_VECTOR_FLAG_PREFIXES = ('sse4_2', 'avx', 'fma', 'f16c', 'amx')
+
+
+def cpu_description():
+    """'<CPU model>; ATen CPU capability <level>; <vector extensions>' for headers."""
+    import platform
+    model, flags = None, []
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name' and model is None:
+                    model = value.strip()
+                elif key.strip() == 'flags':
+                    flags = sorted(v for v in value.split()
+                                   if v.startswith(_VECTOR_FLAG_PREFIXES))
+                    break
+    except OSError:  # not Linux: the model name from platform only
+        pass
+    model = model or platform.processor() or 'unknown CPU'
+    capability = torch.backends.cpu.get_cpu_capability()
+    return (f'{model}; ATen CPU capability {capability}; '
+            f'{" ".join(flags) or "vector flags unknown"}')
+
+
+def load_average():
+    """'1, 5 and 15 min load' of the machine, as `uptime` shows it."""
+    try:
+        return ' '.join(f'{v:.2f}' for v in os.getloadavg())
+    except (OSError, AttributeError):
+        return 'unknown'
 
 
 def synthetic_batch(batch, size, seed=0):

@@ -205,3 +205,72 @@ def test_negative_input_caught_in_the_quantizing_pass(path):
 def test_bad_bit_widths(bits):
     with pytest.raises(ValueError, match='bit-width'):
         check_bits(bits, 'quant_cfg.w_bits')
+
+
+def test_lsq_scaled_identity_is_bit_identical_to_the_detach_expression():
+    """denorm_scale's one-node form gives the value of (s - s*g).detach() + s*g bit for
+    bit (that value is not always s) and the gradient g."""
+    torch.manual_seed(0)
+    for s_val, g in zip(torch.rand(300) * 3 + 1e-3, torch.rand(300).tolist()):
+        s = s_val.clone().requires_grad_(True)
+        ref = (s - s * g).detach() + s * g
+        got = quantizer_module._LSQScaledIdentity.apply(s, g)
+        assert torch.equal(got.detach(), ref.detach()), (float(s_val), g)
+        got.backward()
+        assert float(s.grad) == pytest.approx(g, rel=1e-7)
+
+
+@pytest.mark.parametrize('bits,learn', [(4, True), (8, True), (4, False), (1, True)])
+def test_output_scale_equals_aten_product_and_its_gradients(path, bits, learn):
+    """x_q * f done inside the quantizer (out_scale) equals ATen's `x_q * f` bit for bit;
+    the gradients are those of the product, against float64: d/dx = grad * f / s inside
+    the range, d/df = sum(grad * x_q), d/ds = LSQ's on grad * f."""
+    torch.manual_seed(bits)
+    s0, f0 = 0.61, 0.0437
+    q = make_q(bits, 'weight', s=s0, learn=learn)
+    x = (torch.randn(64, 32, 3, 3) * 0.4).requires_grad_(True)   # > one thread's grain
+    f = torch.tensor(f0, requires_grad=True)
+    up = torch.randn(x.shape)
+    out = q(x, out_scale=lambda: f)
+    (out * up).sum().backward()
+    alpha, beta, gamma = quant_range(bits, True)
+    with torch.no_grad():
+        ref_q = q(x.detach())                                 # x_q alone, then ATen's product
+        assert torch.equal(out.detach(), ref_q * f.detach())
+    x64, up64, sf = x.detach().double(), up.double(), float(torch.tensor(s0))
+    v = x64 * (gamma / sf)
+    inside = (v >= alpha) & (v <= beta)
+    lv = torch.where(v.clamp(alpha, beta) >= 0, 1.0, -1.0) if bits == 1 else \
+        v.clamp(alpha, beta).round()
+    ties = ((v - v.floor()) - 0.5).abs() < 1e-5
+    assert not ties.any()
+    ff = float(torch.tensor(f0))
+    assert torch.allclose(x.grad.double(), up64 * ff * inside / sf, rtol=1e-6, atol=1e-12)
+    assert float(f.grad) == pytest.approx(float((up64 * lv / gamma).sum()), rel=1e-5)
+    if learn:
+        gs = -(up64 * ff * inside * x64).sum() / sf ** 2 / math.sqrt(x.numel() * beta)
+        assert float(q.scale.grad) == pytest.approx(float(gs), rel=1e-4)
+    else:
+        assert q.scale.grad is None
+
+
+def test_qconv_output_bit_identical_to_separate_aten_ops(path):
+    """QConv2d (de-normalization inside the weight quantizer's pass) gives, bit for bit,
+    conv(x_q, w_q * h) with x_q, w_q, h = s_w' * s_a' each computed by plain ATen ops,
+    s' = (s - s*g).detach() + s*g (the form before the fused output scale)."""
+    import torch.nn.functional as F
+    from mmtrs.quant import QConv2d
+    torch.manual_seed(3)
+    conv = QConv2d(8, 16, 3, padding=1, w_bits=4, a_bits=4, a_signed=False)
+    x = torch.relu(torch.randn(2, 8, 20, 20))
+    conv.train()
+    y = conv(x)                       # first batch: initialises both scales
+    y = conv(x)
+    sw, sa = conv.weight_quantizer.scale.detach(), conv.act_quantizer.scale.detach()
+    gw = 1 / math.sqrt(conv.weight.numel() * 7)
+    ga = 1 / math.sqrt(x[0].numel() * 15)
+    wq = (conv.weight.detach() * (8 / sw)).clamp(-8, 7).round() / 8
+    xq = (x * (16 / sa)).clamp(0, 15).round() / 16
+    h = ((sw - sw * gw) + sw * gw) * ((sa - sa * ga) + sa * ga)
+    ref = F.conv2d(xq, wq * h, conv.bias, padding=1)
+    assert torch.equal(y.detach(), ref)

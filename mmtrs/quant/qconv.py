@@ -19,7 +19,8 @@ class QConv2d(nn.Conv2d):
     factor is irrelevant in training (scale invariance, paper Sec. 3); where none follows
     (RetinaNet's stock FPN and head convs, the final cls/reg convs) it is required. The
     factor is applied to the (small) weight tensor rather than the output: same math,
-    less work. `post_scale=True` adds the paper's optional learnable post-scale p.
+    less work, and it is done inside the weight quantizer's fused pass (`out_scale`).
+    `post_scale=True` adds the paper's optional learnable post-scale p.
 
     Args beyond nn.Conv2d:
         w_bits, a_bits: bit-widths (1 = binary). a_bits=None keeps FP inputs.
@@ -70,5 +71,7 @@ class QConv2d(nn.Conv2d):
 
     def forward(self, x):
         xq = x if self.act_quantizer is None else self.act_quantizer(x)
-        wq = self.weight_quantizer(self.weight)
-        return self._conv_forward(xq, wq * self.denorm_factor(), self.bias)
+        # w_q * h computed in the weight quantizer's pass (one pass over the weights
+        # each way instead of three: see _QuantizeFn); same values as `w_q * h`
+        wq_h = self.weight_quantizer(self.weight, out_scale=self.denorm_factor)
+        return self._conv_forward(xq, wq_h, self.bias)

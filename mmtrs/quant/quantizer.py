@@ -10,6 +10,7 @@ here but by the layer that owns the quantizer (see `QConv2d`).
 import logging
 import math
 
+import numpy as np
 import torch
 from mmengine.logging import print_log
 from torch import nn
@@ -54,6 +55,18 @@ def _use_fused(x):
         x.dtype == torch.float32
 
 
+def _f32(v):
+    """v rounded to float32 (a Python float holding a float32 value)."""
+    return float(np.float32(v))
+
+
+def _gamma_over_s(s_value, gamma):
+    """gamma / s exactly as ATen computes `gamma / s` for a float32 0-d tensor s: the
+    float32 reciprocal, then the float32 product (numpy float32 scalars round every
+    operation like ATen's float32 kernels), without two tensor ops and a sync."""
+    return float(np.float32(1.0) / np.float32(s_value) * np.float32(gamma))
+
+
 class _QuantizeFn(torch.autograd.Function):
     """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
 
@@ -68,19 +81,28 @@ class _QuantizeFn(torch.autograd.Function):
     given, is called with min(x) when the input has a negative element and returns the
     exception to raise (the sign check of unsigned activations, done in the same pass).
 
+    `out_scale` (a 0-d tensor f, or None) multiplies the output: x_q * f, the
+    de-normalization factor h of Eq. 3 that QConv2d applies to its weights. Done here it
+    costs no pass of its own over the weights, forward or backward (ATen's `x_q * f`
+    takes one forward and two backward: grad * f and sum(grad * x_q)); its gradient
+    sum(grad * x_q) comes out of the backward pass, x_q being recomputed from x there.
+
     On float32 CPU tensors both directions run as one fused pass each
     (`_fused_quantize`); elsewhere (GPU, other dtypes, extension not built) as ATen ops.
-    Both give the same forward bit for bit.
+    Both give the same forward bit for bit, equal to `x_q * f` computed by ATen.
     """
 
     @staticmethod
     def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip=True,
-                on_negative=None):
+                on_negative=None, out_scale=None):
+        s_value = float(s.detach())
+        f_value = None if out_scale is None else float(out_scale.detach())
         if _use_fused(x):
-            # gamma / s as ATen computes it (reciprocal, then product, in float32)
-            c = float(s.detach().reciprocal() * gamma)
+            c = _gamma_over_s(s_value, gamma)
             out, outside, x_min = _fused_quantize.quantize_forward(
-                x, c, alpha, beta, gamma, use_sign, low_clip, on_negative is not None)
+                x, c, alpha, beta, gamma, use_sign, low_clip, on_negative is not None,
+                f_value)
+            kept = (x, s, outside)
         else:
             x_min = float(x.min()) if on_negative is not None else 0.0
             v = x * (gamma / s)
@@ -88,27 +110,64 @@ class _QuantizeFn(torch.autograd.Function):
             if low_clip:
                 outside |= v < alpha
             out = _levels_(v.clamp_(alpha, beta), use_sign).div_(gamma)
+            kept = (x, s, outside)
+            if out_scale is not None:  # keep x_q for the gradient of f (weight-sized)
+                kept, out = kept + (out,), out * out_scale.detach()
         if on_negative is not None and x_min < 0:
             raise on_negative(x_min)
-        ctx.save_for_backward(x, s, outside)
+        ctx.save_for_backward(*kept)
         ctx.grad_factor = grad_factor
+        ctx.s_value, ctx.f_value = s_value, f_value
+        ctx.qparams = (alpha, beta, gamma, use_sign)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, s, outside = ctx.saved_tensors
+        x, s, outside = ctx.saved_tensors[:3]
         want_s = ctx.needs_input_grad[1]
+        f, grad_f = ctx.f_value, None
         if _use_fused(grad) and _use_fused(x):
-            grad_x, dot = _fused_quantize.quantize_backward(grad, x, outside,
-                                                            float(s.detach()), want_s)
-            dot = s.new_tensor(dot)
+            if f is None:
+                grad_x, dot = _fused_quantize.quantize_backward(grad, x, outside,
+                                                                ctx.s_value, want_s)
+            else:
+                alpha, beta, gamma, use_sign = ctx.qparams
+                grad_x, dot, dot_f = _fused_quantize.quantize_backward_scaled(
+                    grad, x, outside, ctx.s_value, f, _gamma_over_s(ctx.s_value, gamma),
+                    alpha, beta, gamma, use_sign)
+                grad_f = s.new_tensor(dot_f)
         else:
+            if f is not None:  # MulBackward of x_q * f
+                grad_f = torch.dot(grad.reshape(-1), ctx.saved_tensors[3].reshape(-1))
+                grad = grad * _f32(f)
             grad_x = (grad / s).masked_fill_(outside, 0)
-            dot = torch.dot(grad_x.reshape(-1), x.reshape(-1)) if want_s else None
-        grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape) if want_s else None
+            dot = float(torch.dot(grad_x.reshape(-1), x.reshape(-1))) if want_s else None
+        # LSQ: d/ds = -dot / s^2 * grad_factor (dot = sum over the inside of grad * x / s)
+        grad_s = s.new_tensor(-dot / ctx.s_value * ctx.grad_factor).reshape(s.shape) \
+            if want_s else None
+        if grad_f is not None:
+            grad_f = grad_f.reshape(())
         if not ctx.needs_input_grad[0]:
             grad_x = None
-        return grad_x, grad_s, None, None, None, None, None, None, None
+        return grad_x, grad_s, None, None, None, None, None, None, None, grad_f
+
+
+class _LSQScaledIdentity(torch.autograd.Function):
+    """s in the forward pass, gradient times g in the backward: the value and gradient
+    of `(s - s * g).detach() + s * g` (LSQ's grad-scale trick) in one node. The value is
+    computed with the same float32 operations, so it is bit-identical to that
+    expression (which is not always exactly s)."""
+
+    @staticmethod
+    def forward(ctx, s, g):
+        ctx.g = g
+        sv, gv = np.float32(float(s.detach())), np.float32(g)
+        sg = sv * gv
+        return s.detach().new_tensor(float((sv - sg) + sg)).reshape(s.shape)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.g, None
 
 
 class Quantizer(nn.Module):
@@ -181,7 +240,11 @@ class Quantizer(nn.Module):
         alpha, beta, gamma = self.qrange
         return _levels_((x * (gamma / self.scale)).clamp_(alpha, beta), self.use_sign)
 
-    def forward(self, x):
+    def forward(self, x, out_scale=None):
+        """x_q of Eq. 13. `out_scale`: a callable returning a 0-d tensor f, which makes
+        the output x_q * f, computed in the quantizing pass (QConv2d's de-normalization
+        h). It is called after this quantizer has set its LSQ gradient scale, which f
+        may carry (denorm_scale)."""
         if not self.initialized:
             # A frozen stage (ResNet frozen_stages) is in eval mode during training, so
             # "is a training batch" is told by grad mode: evaluation runs without grad.
@@ -191,15 +254,17 @@ class Quantizer(nn.Module):
                     'the first training batch. Load a QAT checkpoint (one that contains '
                     '`*_quantizer.scale`) or calibrate with mmtrs.quant.calibrate_quantizers.')
             self.init_from(x)
-        check = self.kind == 'act' and not self.signed and self.check_sign
-        alpha, beta, gamma = self.qrange
+        signed = self.signed  # the buffer read once per call (each read is a sync)
+        check = self.kind == 'act' and not signed and self.check_sign
+        alpha, beta, gamma = quant_range(self.bits, signed)
         # LSQ gradient scale: N = number of weights, or features per example.
         n = x.numel() if self.kind == 'weight' else x[0].numel()
         self._grad_factor = 1.0 / math.sqrt(n * beta)
         low_clip = alpha < 0 or not self.check_sign  # unsigned + checked: x >= 0 known
-        return _QuantizeFn.apply(x, self.scale, alpha, beta, gamma, self.use_sign,
-                                 self._grad_factor, low_clip,
-                                 self._negative_error if check else None)
+        return _QuantizeFn.apply(x, self.scale, alpha, beta, gamma,
+                                 self.bits == 1 and signed, self._grad_factor, low_clip,
+                                 self._negative_error if check else None,
+                                 None if out_scale is None else out_scale())
 
     def denorm_scale(self):
         """s for the de-normalization h (Eq. 3), carrying the same LSQ gradient scale
@@ -207,8 +272,8 @@ class Quantizer(nn.Module):
         g = self._grad_factor
         if not self.scale.requires_grad or g == 1.0:
             return self.scale
-        s = self.scale
-        return (s - s * g).detach() + s * g
+        # = (s - s * g).detach() + s * g, value and gradient, in one autograd node
+        return _LSQScaledIdentity.apply(self.scale, g)
 
     # ---- initialization ---------------------------------------------------------------
     @torch.no_grad()

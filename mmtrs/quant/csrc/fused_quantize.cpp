@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <utility>
 
 namespace {
 
@@ -25,10 +27,20 @@ constexpr float kRoundMagic = 12582912.0f;
 // `#pragma omp simd` lets the compiler vectorize the min / sum reductions, which plain
 // -O3 may not reorder; the masks are handled as bytes and blended with bit operations,
 // as gcc leaves a bool-conditioned select unvectorized.
-template <bool kSign, bool kLowClip, bool kMin>
+// The integer level x_d of Eq. 13 from v = gamma * x / s: clip, then round (or sign).
+template <bool kSign>
+inline float level(float v, float alpha, float beta) {
+  const float cl = v > beta ? beta : (v < alpha ? alpha : v);     // clip (NaN stays NaN)
+  return kSign ? (cl >= 0.f ? 1.f : -1.f) : (cl + kRoundMagic) - kRoundMagic;
+}
+
+// kScaled: the output is multiplied by `f` in the same pass, (x_d / gamma) * f, the same
+// two float32 operations as ATen's `x_q * f` (the de-normalization h of Eq. 3, which
+// QConv2d applies to its weights; see quantize_forward).
+template <bool kSign, bool kLowClip, bool kMin, bool kScaled>
 float forward_range(const float* __restrict x, float* __restrict out,
                     uint8_t* __restrict outside, int64_t begin, int64_t end, float c,
-                    float alpha, float beta, float gamma) {
+                    float alpha, float beta, float gamma, float f) {
   float mn = std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(min : mn)
   for (int64_t i = begin; i < end; ++i) {
@@ -37,9 +49,8 @@ float forward_range(const float* __restrict x, float* __restrict out,
     bool out_i = v > beta;                       // STE mask of Eq. 13 ...
     if (kLowClip) out_i |= v < alpha;            // ... taken before rounding
     outside[i] = out_i;
-    const float cl = v > beta ? beta : (v < alpha ? alpha : v);   // clip (NaN stays NaN)
-    const float d = kSign ? (cl >= 0.f ? 1.f : -1.f) : (cl + kRoundMagic) - kRoundMagic;
-    out[i] = d / gamma;                          // x_q = x_d / gamma
+    const float q = level<kSign>(v, alpha, beta) / gamma;   // x_q = x_d / gamma
+    out[i] = kScaled ? q * f : q;
     if (kMin) mn = xi < mn ? xi : mn;
   }
   return mn;
@@ -54,14 +65,14 @@ inline float unless_outside(float q, uint8_t outside) {
   return q;
 }
 
-template <bool kSign, bool kLowClip, bool kMin>
+template <bool kSign, bool kLowClip, bool kMin, bool kScaled>
 float forward_all(const float* x, float* out, uint8_t* outside, int64_t n, float c,
-                  float alpha, float beta, float gamma) {
+                  float alpha, float beta, float gamma, float f) {
   return at::parallel_reduce(
       0, n, kGrain, std::numeric_limits<float>::infinity(),
       [&](int64_t b, int64_t e, float ident) {
-        const float m = forward_range<kSign, kLowClip, kMin>(x, out, outside, b, e, c,
-                                                              alpha, beta, gamma);
+        const float m = forward_range<kSign, kLowClip, kMin, kScaled>(
+            x, out, outside, b, e, c, alpha, beta, gamma, f);
         return m < ident ? m : ident;
       },
       [](float a, float b) { return a < b ? a : b; });
@@ -74,11 +85,13 @@ void check_input(const at::Tensor& t, const char* name) {
 
 }  // namespace
 
-// Returns (x_q, outside mask, min(x) or +inf if not asked). c = gamma / s computed by the
-// caller exactly as the ATen path does (float32 reciprocal(s) * gamma).
+// Returns (x_q [* out_scale], outside mask, min(x) or +inf if not asked). c = gamma / s
+// computed by the caller exactly as the ATen path does (float32 reciprocal(s) * gamma).
+// out_scale: multiply the output by this float32 value in the same pass (None: no
+// multiplication).
 std::tuple<at::Tensor, at::Tensor, double> quantize_forward(
     const at::Tensor& x_in, double c, double alpha, double beta, double gamma,
-    bool use_sign, bool low_clip, bool want_min) {
+    bool use_sign, bool low_clip, bool want_min, std::optional<double> out_scale) {
   check_input(x_in, "x");
   const at::Tensor x = x_in.contiguous();
   at::Tensor out = at::empty_like(x);
@@ -88,10 +101,13 @@ std::tuple<at::Tensor, at::Tensor, double> quantize_forward(
   uint8_t* mp = reinterpret_cast<uint8_t*>(outside.data_ptr<bool>());
   const int64_t n = x.numel();
   const float cf = static_cast<float>(c), af = static_cast<float>(alpha),
-              bf = static_cast<float>(beta), gf = static_cast<float>(gamma);
+              bf = static_cast<float>(beta), gf = static_cast<float>(gamma),
+              ff = static_cast<float>(out_scale.value_or(1.0));
   float mn;
-#define MMTRS_FWD(S, L, M) mn = forward_all<S, L, M>(xp, op, mp, n, cf, af, bf, gf)
-#define MMTRS_FWD_M(S, L) if (want_min) MMTRS_FWD(S, L, true); else MMTRS_FWD(S, L, false)
+#define MMTRS_FWD(S, L, M, F) mn = forward_all<S, L, M, F>(xp, op, mp, n, cf, af, bf, gf, ff)
+#define MMTRS_FWD_F(S, L, M) \
+  if (out_scale.has_value()) MMTRS_FWD(S, L, M, true); else MMTRS_FWD(S, L, M, false)
+#define MMTRS_FWD_M(S, L) if (want_min) { MMTRS_FWD_F(S, L, true); } else { MMTRS_FWD_F(S, L, false); }
 #define MMTRS_FWD_LM(S) if (low_clip) { MMTRS_FWD_M(S, true); } else { MMTRS_FWD_M(S, false); }
   if (use_sign) {
     MMTRS_FWD_LM(true)
@@ -100,6 +116,7 @@ std::tuple<at::Tensor, at::Tensor, double> quantize_forward(
   }
 #undef MMTRS_FWD_LM
 #undef MMTRS_FWD_M
+#undef MMTRS_FWD_F
 #undef MMTRS_FWD
   return {out, outside, static_cast<double>(mn)};
 }
@@ -154,6 +171,75 @@ std::tuple<at::Tensor, double> quantize_backward(
 
 namespace {
 
+// One block of the scaled backward: grad_x = (grad * f) / s inside the clipping range
+// (MulBackward of x_q * f, then the STE of Eq. 13, the ATen path's operations), with
+// partial sums of grad_x * x (LSQ scale gradient) and grad * x_q (gradient of f), x_q
+// recomputed from x as in the forward pass instead of being kept.
+template <bool kSign>
+void scaled_backward_block(const float* __restrict gp, const float* __restrict xp,
+                           const uint8_t* __restrict mp, float* __restrict gxp,
+                           int64_t b, int64_t e, float sf, float f, float c, float alpha,
+                           float beta, float gamma, float& dot, float& dot_f) {
+  float part = 0.f, part_f = 0.f;
+#pragma omp simd reduction(+ : part, part_f)
+  for (int64_t i = b; i < e; ++i) {
+    const float gi = gp[i];
+    const float g = unless_outside((gi * f) / sf, mp[i]);
+    gxp[i] = g;
+    part += g * xp[i];
+    part_f += gi * (level<kSign>(xp[i] * c, alpha, beta) / gamma);
+  }
+  dot = part;
+  dot_f = part_f;
+}
+
+}  // namespace
+
+// The backward of quantize_forward with out_scale f: returns (grad_x, dot(grad_x, x),
+// sum(grad * x_q)); the last is d loss / d f. Sums as in quantize_backward (float blocks
+// of 2048 added up in double).
+std::tuple<at::Tensor, double, double> quantize_backward_scaled(
+    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& outside_in,
+    double s, double out_scale, double c, double alpha, double beta, double gamma,
+    bool use_sign) {
+  check_input(grad_in, "grad");
+  check_input(x_in, "x");
+  TORCH_CHECK(grad_in.numel() == x_in.numel() && outside_in.numel() == x_in.numel(),
+              "grad, x and mask sizes differ");
+  const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(),
+                   outside = outside_in.contiguous();
+  at::Tensor grad_x = at::empty_like(x);
+  const float* gp = grad.const_data_ptr<float>();
+  const float* xp = x.const_data_ptr<float>();
+  const uint8_t* mp = reinterpret_cast<const uint8_t*>(outside.const_data_ptr<bool>());
+  float* gxp = grad_x.data_ptr<float>();
+  const float sf = static_cast<float>(s), ff = static_cast<float>(out_scale),
+              cf = static_cast<float>(c), af = static_cast<float>(alpha),
+              bf = static_cast<float>(beta), gf = static_cast<float>(gamma);
+  using Pair = std::pair<double, double>;
+  const Pair sums = at::parallel_reduce(
+      0, x.numel(), kGrain, Pair(0.0, 0.0),
+      [&](int64_t b, int64_t e, Pair ident) {
+        for (int64_t blk = b; blk < e; blk += 2048) {
+          const int64_t stop = e - blk > 2048 ? blk + 2048 : e;
+          float dot, dot_f;
+          if (use_sign)
+            scaled_backward_block<true>(gp, xp, mp, gxp, blk, stop, sf, ff, cf, af, bf,
+                                        gf, dot, dot_f);
+          else
+            scaled_backward_block<false>(gp, xp, mp, gxp, blk, stop, sf, ff, cf, af, bf,
+                                         gf, dot, dot_f);
+          ident.first += dot;
+          ident.second += dot_f;
+        }
+        return ident;
+      },
+      [](Pair a, Pair b) { return Pair(a.first + b.first, a.second + b.second); });
+  return {grad_x, sums.first, sums.second};
+}
+
+namespace {
+
 template <bool kSign>
 int64_t update_levels_range(const float* __restrict w, int8_t* __restrict levels,
                             int64_t begin, int64_t end, float c, float alpha, float beta) {
@@ -163,10 +249,7 @@ int64_t update_levels_range(const float* __restrict w, int8_t* __restrict levels
     int32_t changed = 0;  // a 32-bit sum vectorizes with the 32-bit floats
 #pragma omp simd reduction(+ : changed)
     for (int64_t i = blk; i < stop; ++i) {
-      const float v = w[i] * c;
-      const float cl = v > beta ? beta : (v < alpha ? alpha : v);
-      const float d = kSign ? (cl >= 0.f ? 1.f : -1.f) : (cl + kRoundMagic) - kRoundMagic;
-      const int32_t lv = static_cast<int32_t>(d);
+      const int32_t lv = static_cast<int32_t>(level<kSign>(w[i] * c, alpha, beta));
       changed += lv != levels[i];
       levels[i] = static_cast<int8_t>(lv);
     }
@@ -203,5 +286,7 @@ int64_t update_levels(const at::Tensor& w_in, double c, double alpha, double bet
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("quantize_forward", &quantize_forward, "Eq. 13 quantizer forward (fused, CPU)");
   m.def("quantize_backward", &quantize_backward, "Eq. 13 quantizer backward (fused, CPU)");
+  m.def("quantize_backward_scaled", &quantize_backward_scaled,
+        "backward of the Eq. 13 quantizer with an output scale (fused, CPU)");
   m.def("update_levels", &update_levels, "Eq. 5 transitions: update int8 levels, count changes");
 }
