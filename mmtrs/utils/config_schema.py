@@ -4,7 +4,7 @@ Why: a config key edited by hand or through `--cfg-options` easily gets the wron
 (`last_layer_names='retina_cls'` is iterated letter by letter and turns every conv
 8-bit; `init_mult=-3` used to fall back to a scale of 1.0). Every key an mmtrs component
 takes is declared here once, with its type, range, whether None is allowed and the fix to
-print, and checked when the model / optim wrapper is built. Errors are
+print, and checked when the model, the optim wrapper or the hook is built. Errors are
 `ConfigSchemaError` (a ValueError) naming `prefix.key`, the value received and the fix.
 
 API (for components that add keys: declare them here, next to the others):
@@ -15,9 +15,11 @@ API (for components that add keys: declare them here, next to the others):
         mode=OneOf('a', 'b', doc='...'),
         names=RegexList(doc='...'),
     ), rules=[my_cross_key_rule])          # rule(values) -> None or (keys, message)
-    SCHEMAS['my_component'] = MY_SCHEMA    # listed in docs/errors.md, fuzzed by tests
+    SCHEMAS['my_component'] = MY_SCHEMA    # its table must be in docs/errors.md (tested)
 
     values = MY_SCHEMA.check(values, 'my_component')   # in the component's __init__
+
+and add the component's keys to the fuzzer, tests/test_config_fuzz.py.
 
 Spec types: `Bits` (bit-width: int 1..8), `Int`, `Number` (finite real; `also=` adds
 allowed non-numbers such as 'auto'), `Bool` (True/False only, not 0/1/'true'), `OneOf`
@@ -291,7 +293,7 @@ class SubDict(Spec):
 
 class Schema:
     """Named set of key specs plus cross-key rules (rule(values) -> None or
-    (keys, message), run on the defaults-merged values)."""
+    (keys, message), run on the values given to `check`)."""
 
     def __init__(self, name, entries, rules=()):
         self.name = name
@@ -321,7 +323,7 @@ class Schema:
         return values
 
     def table(self, prefix=None):
-        """Markdown rows `| key | accepted values | fix hint |` (docs/errors.md)."""
+        """Markdown rows `| key | accepted values | meaning |` (docs/errors.md)."""
         prefix = self.name if prefix is None else prefix
         rows = []
         for key, spec in self.entries.items():
@@ -477,7 +479,8 @@ TR_HOOK_SCHEMA = Schema('TransitionRateHook', dict(
     interval=Int(low=1, example='50', doc='iterations between distance/per-layer logs'),
     near=Number(low=0, high=0.5, low_open=True, example='0.05',
                 doc='distance to a transition point, in levels (at most 0.5)'),
-    momentum=Number(low=0, high=1, high_open=True, example='0.9', doc='m of Eq. 10 for plain optimizers'),
+    momentum=Number(low=0, high=1, high_open=True, example='0.9',
+                    doc='m of Eq. 10 for plain optimizers'),
     per_layer=Bool(doc='also log per-layer values'),
     check_ranks=Bool(doc='check that ranks agree'),
 ))
@@ -513,7 +516,7 @@ LTS_FREEZING_HOOK_SCHEMA = Schema('LTSFreezingHook', dict(
     tau_max=Number(low=0, low_open=True, example='1.0', doc='final tau, in bin widths'),
     max_bits=Bits(doc='only layers with at most this many weight bits'),
 ))
-QUANT_REGULARIZER_HOOK_SCHEMA = Schema('OscillationDampeningHook / BinRegularizationHook', dict(
+QUANT_REGULARIZER_HOOK_SCHEMA = Schema('regularizer hook', dict(  # Dampening, BinRegularization
     lambda_max=Number(low=0, example='0.1', doc='final weight of the regularizer'),
     start=_fraction(example='0.25', doc='fraction of training before the regularizer'),
 ))
