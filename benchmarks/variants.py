@@ -4,6 +4,9 @@ Variants of the demo RetinaNet (same architecture, same data, same optimizer set
   fp            the FP detector, plain SGD
   qat_sgd       mmtrs W4A4 QAT (QuantizedDetector, LSQ scales), plain SGD
   qat_trs       mmtrs W4A4 QAT with TR scheduling (TRSOptimWrapper)
+  qat_sgd_learned_input  qat_sgd with the first layer's input scale learned
+                (quant_cfg.first_layer.input_scale='learned', the default before issue
+                18): the stem conv then computes a gradient w.r.t. the image
   torchao_qat   the FP detector made QAT the way a PyTorch user would: every Conv2d
                 replaced by torch.ao.nn.qat.Conv2d (per-channel 4-bit weight FakeQuantize)
                 behind a 4-bit activation FakeQuantize, moving-average min/max observers
@@ -37,6 +40,9 @@ CFG = {
     'torchao_qat': 'configs/demo/retinanet_r18_fp_demo.py',
     'brevitas_qat': 'configs/demo/retinanet_r18_fp_demo.py',
 }
+CFG['qat_sgd_learned_input'] = CFG['qat_sgd']
+# config changes of a variant on top of its config file
+CFG_OPTIONS = {'qat_sgd_learned_input': {'model.quant_cfg.first_layer.input_scale': 'learned'}}
 # optimizer settings of the toolkit variants: those of our plain-SGD QAT
 QAT_OPTIM_FROM = 'qat_sgd'
 
@@ -153,6 +159,7 @@ def build_variant(name):
         raise SystemExit(f'unknown variant {name!r}; choose from {sorted(CFG)}')
     register_all_modules()
     cfg = Config.fromfile(osp.join(ROOT, CFG[name]))
+    cfg.merge_from_dict(CFG_OPTIONS.get(name, {}))
     torch.manual_seed(0)
     model = MODELS.build(copy.deepcopy(cfg.model))
     logger = MMLogger.get_current_instance()

@@ -55,11 +55,6 @@ def _use_fused(x):
         x.dtype == torch.float32
 
 
-def _f32(v):
-    """v rounded to float32 (a Python float holding a float32 value)."""
-    return float(np.float32(v))
-
-
 def _gamma_over_s(s_value, gamma):
     """gamma / s exactly as ATen computes `gamma / s` for a float32 0-d tensor s: the
     float32 reciprocal, then the float32 product (numpy float32 scalars round every
@@ -95,15 +90,16 @@ class _QuantizeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip=True,
                 on_negative=None, out_scale=None):
-        s_value = float(s.detach())
-        f_value = None if out_scale is None else float(out_scale.detach())
-        if _use_fused(x):
-            c = _gamma_over_s(s_value, gamma)
+        ctx.fused = _use_fused(x)
+        if ctx.fused:
+            # s and f as host floats, read once (the backward pass reuses them)
+            ctx.s_value = float(s.detach())
+            ctx.f_value = None if out_scale is None else float(out_scale.detach())
             out, outside, x_min = _fused_quantize.quantize_forward(
-                x, c, alpha, beta, gamma, use_sign, low_clip, on_negative is not None,
-                f_value)
+                x, _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign,
+                low_clip, on_negative is not None, ctx.f_value)
             kept = (x, s, outside)
-        else:
+        else:  # ATen ops, no host sync for s (GPUs)
             x_min = float(x.min()) if on_negative is not None else 0.0
             v = x * (gamma / s)
             outside = v > beta
@@ -112,12 +108,13 @@ class _QuantizeFn(torch.autograd.Function):
             out = _levels_(v.clamp_(alpha, beta), use_sign).div_(gamma)
             kept = (x, s, outside)
             if out_scale is not None:  # keep x_q for the gradient of f (weight-sized)
-                kept, out = kept + (out,), out * out_scale.detach()
+                f = out_scale.detach()
+                kept, out = kept + (out, f), out * f
         if on_negative is not None and x_min < 0:
             raise on_negative(x_min)
         ctx.save_for_backward(*kept)
         ctx.grad_factor = grad_factor
-        ctx.s_value, ctx.f_value = s_value, f_value
+        ctx.has_f = out_scale is not None
         ctx.qparams = (alpha, beta, gamma, use_sign)
         return out
 
@@ -125,26 +122,32 @@ class _QuantizeFn(torch.autograd.Function):
     def backward(ctx, grad):
         x, s, outside = ctx.saved_tensors[:3]
         want_s = ctx.needs_input_grad[1]
-        f, grad_f = ctx.f_value, None
-        if _use_fused(grad) and _use_fused(x):
-            if f is None:
+        grad_s = grad_f = None
+        if ctx.fused:
+            grad = grad.to(torch.float32)
+            if not ctx.has_f:
                 grad_x, dot = _fused_quantize.quantize_backward(grad, x, outside,
                                                                 ctx.s_value, want_s)
             else:
                 alpha, beta, gamma, use_sign = ctx.qparams
                 grad_x, dot, dot_f = _fused_quantize.quantize_backward_scaled(
-                    grad, x, outside, ctx.s_value, f, _gamma_over_s(ctx.s_value, gamma),
-                    alpha, beta, gamma, use_sign)
+                    grad, x, outside, ctx.s_value, ctx.f_value,
+                    _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign)
                 grad_f = s.new_tensor(dot_f)
+            # LSQ: d/ds = -dot / s^2 * grad_factor (dot = sum_inside(grad * x) / s)
+            if want_s:
+                grad_s = s.new_tensor(-dot / ctx.s_value * ctx.grad_factor)
         else:
-            if f is not None:  # MulBackward of x_q * f
-                grad_f = torch.dot(grad.reshape(-1), ctx.saved_tensors[3].reshape(-1))
-                grad = grad * _f32(f)
+            if ctx.has_f:  # MulBackward of x_q * f
+                xq, f = ctx.saved_tensors[3:]
+                grad_f = torch.dot(grad.reshape(-1), xq.reshape(-1))
+                grad = grad * f
             grad_x = (grad / s).masked_fill_(outside, 0)
-            dot = float(torch.dot(grad_x.reshape(-1), x.reshape(-1))) if want_s else None
-        # LSQ: d/ds = -dot / s^2 * grad_factor (dot = sum over the inside of grad * x / s)
-        grad_s = s.new_tensor(-dot / ctx.s_value * ctx.grad_factor).reshape(s.shape) \
-            if want_s else None
+            if want_s:
+                dot = torch.dot(grad_x.reshape(-1), x.reshape(-1))
+                grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
+        if grad_s is not None:
+            grad_s = grad_s.reshape(s.shape)
         if grad_f is not None:
             grad_f = grad_f.reshape(())
         if not ctx.needs_input_grad[0]:
@@ -161,9 +164,13 @@ class _LSQScaledIdentity(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s, g):
         ctx.g = g
-        sv, gv = np.float32(float(s.detach())), np.float32(g)
+        s = s.detach()
+        if s.device.type != 'cpu' or s.dtype != torch.float32:
+            return (s - s * g) + s * g  # the same ops, without a host sync
+        # on CPU as float32 host scalars: 1 read instead of 3 tensor ops
+        sv, gv = np.float32(float(s)), np.float32(g)
         sg = sv * gv
-        return s.detach().new_tensor(float((sv - sg) + sg)).reshape(s.shape)
+        return s.new_tensor(float((sv - sg) + sg)).reshape(s.shape)
 
     @staticmethod
     def backward(ctx, grad):
