@@ -62,7 +62,7 @@ def main():
         'train_dataloader.dataset.data_root': root, 'val_dataloader.dataset.data_root': root,
         'test_dataloader.dataset.data_root': root,
         'val_evaluator.ann_file': root + 'annotations/instances_val.json',
-        'test_evaluator.ann_file': root + 'annotations/instances_val.json',
+        'test_evaluator.ann_file': root + 'annotations/instances_test.json',
         'train_dataloader.batch_size': 4,
         'train_dataloader.dataset.pipeline.2.scale': (args.size, args.size),
         'val_dataloader.dataset.pipeline.1.scale': (args.size, args.size),

@@ -36,7 +36,7 @@ def data_options(root):
         opts += [f'{loader}.dataset.data_root={root}', f'{loader}.num_workers=0',
                  f'{loader}.persistent_workers=False', f'{loader}.batch_size=4']
     opts += [f'val_evaluator.ann_file={root}annotations/instances_val.json',
-             f'test_evaluator.ann_file={root}annotations/instances_val.json',
+             f'test_evaluator.ann_file={root}annotations/instances_test.json',
              'train_dataloader.dataset.pipeline.2.scale=(128,128)',
              'val_dataloader.dataset.pipeline.1.scale=(128,128)',
              'test_dataloader.dataset.pipeline.1.scale=(128,128)']

@@ -1,4 +1,5 @@
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -8,8 +9,9 @@ from PIL import Image
 from mmtrs.datasets.synthetic_coco import (SYNTHETIC_CLASSES,
                                            make_synthetic_coco, render_sample)
 
-NUM_TRAIN, NUM_VAL, IMG_SIZE, SEED = 12, 6, 256, 0
-SPLITS = ('train', 'val')
+NUM_TRAIN, NUM_VAL, NUM_TEST, IMG_SIZE, SEED = 12, 6, 5, 256, 0
+SPLITS = ('train', 'val', 'test')
+SIZES = (NUM_TRAIN, NUM_VAL, NUM_TEST)
 
 
 @pytest.fixture(scope='module')
@@ -21,7 +23,8 @@ def dataset(tmp_path_factory):
         num_val=NUM_VAL,
         img_size=IMG_SIZE,
         seed=SEED,
-        progress=False)
+        progress=False,
+        num_test=NUM_TEST)
     return root, info
 
 
@@ -34,7 +37,7 @@ def test_layout_and_return_value(dataset):
     root, info = dataset
     assert info['classes'] == SYNTHETIC_CLASSES
     assert len(SYNTHETIC_CLASSES) == 5
-    for split, num in zip(SPLITS, (NUM_TRAIN, NUM_VAL)):
+    for split, num in zip(SPLITS, SIZES):
         ann_file = root / 'annotations' / f'instances_{split}.json'
         assert ann_file.is_file()
         assert osp.samefile(info[split]['ann_file'], ann_file)
@@ -55,7 +58,7 @@ def test_layout_and_return_value(dataset):
 def test_coco_api_contents(dataset):
     root, _ = dataset
     areas = []
-    for split, num in zip(SPLITS, (NUM_TRAIN, NUM_VAL)):
+    for split, num in zip(SPLITS, SIZES):
         coco = _load_coco(root / 'annotations' / f'instances_{split}.json')
         cats = coco.loadCats(coco.getCatIds())
         assert [c['id'] for c in cats] == [1, 2, 3, 4, 5]
@@ -150,6 +153,35 @@ def test_deterministic(tmp_path):
     img_t = np.asarray(Image.open(osp.join(a['train']['img_dir'], name)))
     img_v = np.asarray(Image.open(osp.join(a['val']['img_dir'], name)))
     assert np.abs(img_t.astype(int) - img_v.astype(int)).mean() > 5
+
+
+def _image_hashes(img_dir):
+    import hashlib
+    return {hashlib.sha1(np.asarray(Image.open(osp.join(img_dir, n))).tobytes()).hexdigest()
+            for n in sorted(os.listdir(img_dir))}
+
+
+def test_test_split_held_out(dataset, tmp_path):
+    """The test split: disjoint images from the same generator; train and val are the
+    images a two-split generator wrote (each split's stream is the seed's SeedSequence
+    child 0/1/2, image k its k-th child), and num_test defaults to num_val."""
+    root, info = dataset
+    hashes = {s: _image_hashes(info[s]['img_dir']) for s in SPLITS}
+    assert len(hashes['test']) == NUM_TEST
+    assert not hashes['test'] & hashes['train'] and not hashes['test'] & hashes['val']
+    assert not hashes['train'] & hashes['val']
+    children = np.random.SeedSequence(SEED).spawn(3)
+    for split, child in zip(SPLITS, children):
+        first = render_sample(np.random.default_rng(child.spawn(1)[0]), IMG_SIZE)
+        raw = json.loads(open(info[split]['ann_file']).read())
+        boxes = [a['bbox'] for a in raw['annotations'] if a['image_id'] == 1]
+        assert boxes == first['bboxes'], split
+    small = make_synthetic_coco(str(tmp_path / 's'), num_train=1, num_val=2, img_size=64,
+                                seed=3, progress=False)
+    assert small['test']['num_images'] == 2
+    with pytest.raises(ValueError, match='num_test'):
+        make_synthetic_coco(str(tmp_path / 'bad'), num_train=1, num_val=1, num_test=-1,
+                            img_size=64, progress=False)
 
 
 def test_background_not_flat(dataset):

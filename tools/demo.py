@@ -57,10 +57,16 @@ def run_stage(name, cfg, work_dir, seed, extra):
     print(f'=== [{name}] done in {time.time() - t0:.0f}s', flush=True)
 
 
-def eval_w8a8(extra):
-    """The FP checkpoint under W8A8 right after conversion (scales from 1 batch)."""
+def eval_w8a8(extra, data):
+    """The FP checkpoint under W8A8 right after conversion (scales from 1 batch), on
+    the val split like every other row of the demo table (tools/test.py reads the
+    config's test split by default)."""
+    root = data.rstrip('/') + '/'
+    on_val = ['test_dataloader.dataset.ann_file=annotations/instances_val.json',
+              'test_dataloader.dataset.data_prefix.img=val/',
+              f'test_evaluator.ann_file={root}annotations/instances_val.json']
     cmd = [sys.executable, 'tools/test.py', STAGES['w8a8'], FP_CKPT, '--calibrate', '1',
-           '--work-dir', 'work_dirs/demo/w8a8'] + (['--cfg-options'] + extra if extra else [])
+           '--work-dir', 'work_dirs/demo/w8a8', '--cfg-options'] + extra + on_val
     print(f'\n=== [w8a8] {" ".join(cmd[1:])}', flush=True)
     out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
     line = [ln for ln in (out.stdout + out.stderr).splitlines() if 'bbox_mAP_copypaste' in ln]
@@ -106,7 +112,7 @@ def main():
                   f'val_dataloader.dataset.data_root={root}',
                   f'test_dataloader.dataset.data_root={root}',
                   f'val_evaluator.ann_file={root}annotations/instances_val.json',
-                  f'test_evaluator.ann_file={root}annotations/instances_val.json']
+                  f'test_evaluator.ann_file={root}annotations/instances_test.json']
     extra += args.cfg_options
 
     def stage_extra(more=()):
@@ -131,7 +137,7 @@ def main():
         if m is not None:
             rows.append(('FP' if fp == 'fp' else fp.replace('_', ' ').upper(), m))
     if 'w8a8' in stages:
-        rows.append(('W8A8 (no QAT)', eval_w8a8(stage_extra())))
+        rows.append(('W8A8 (no QAT)', eval_w8a8(stage_extra(), args.data)))
     for name in stages:
         if name in FP_STAGES or name == 'w8a8':
             continue

@@ -48,6 +48,9 @@ def parse_args(argv=None):
         '--out', default='data/synthetic_coco', help='output directory')
     parser.add_argument('--num-train', type=int, default=200)
     parser.add_argument('--num-val', type=int, default=50)
+    parser.add_argument(
+        '--num-test', type=int, default=None,
+        help='held-out test images (default: as many as --num-val)')
     parser.add_argument('--img-size', type=int, default=256)
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument(
@@ -64,7 +67,8 @@ def main(argv=None):
         num_val=args.num_val,
         img_size=args.img_size,
         seed=args.seed,
-        progress=not args.no_progress)
+        progress=not args.no_progress,
+        num_test=args.num_test)
     elapsed = time.perf_counter() - start
 
     print(f'Synthetic COCO dataset written to {info["root"]} '
@@ -74,7 +78,7 @@ def main(argv=None):
               f'{"small":>7}{"medium":>8}{"large":>7}')
     print(header)
     print('-' * len(header))
-    for split in ('train', 'val'):
+    for split in ('train', 'val', 'test'):
         s = info[split]
         r = s['area_ranges']
         per_img = s['num_objects'] / max(s['num_images'], 1)
@@ -83,7 +87,7 @@ def main(argv=None):
               f'{r["large"]:>7}')
     print('(size ranges by COCO area thresholds: small < 32^2 <= medium '
           '<= 96^2 < large)')
-    for split in ('train', 'val'):
+    for split in ('train', 'val', 'test'):
         pc = ', '.join(f'{k}={v}' for k, v in info[split]['per_class'].items())
         print(f'{split} per class: {pc}')
         print(f'{split} ann_file: {info[split]["ann_file"]}')

@@ -15,8 +15,14 @@ Layout written by :func:`make_synthetic_coco`::
     out_dir/
         annotations/instances_train.json
         annotations/instances_val.json
+        annotations/instances_test.json
         train/000001.jpg ...
         val/000001.jpg ...
+        test/000001.jpg ...
+
+The three splits come from one distribution (same generator, independent random
+streams), so their images are disjoint: choices (LR, target, best iteration) are
+made on val and the numbers reported on test.
 """
 import json
 import math
@@ -368,7 +374,8 @@ def make_synthetic_coco(out_dir,
                         num_val=50,
                         img_size=256,
                         seed=0,
-                        progress=True):
+                        progress=True,
+                        num_test=None):
     """Write a synthetic 5-class COCO detection dataset to ``out_dir``.
 
     Args:
@@ -379,9 +386,12 @@ def make_synthetic_coco(out_dir,
             (about 12..160 px at 256, which spans COCO small/medium/large).
         seed (int): random seed; output is bitwise reproducible for a seed.
         progress (bool): show a progress bar while writing images.
+        num_test (int, optional): number of held-out test images (default:
+            ``num_val``). Written to ``test/`` and ``instances_test.json``.
 
     Returns:
-        dict: ``root``, ``classes`` and, per split (``'train'``, ``'val'``),
+        dict: ``root``, ``classes`` and, per split (``'train'``, ``'val'``,
+        ``'test'``),
         a dict with ``ann_file``, ``img_dir``, ``num_images``,
         ``num_objects``, ``area_ranges`` (small/medium/large counts by the
         COCO area thresholds) and ``per_class`` counts.
@@ -389,17 +399,27 @@ def make_synthetic_coco(out_dir,
     out_dir = osp.abspath(out_dir)
     ann_dir = osp.join(out_dir, 'annotations')
     os.makedirs(ann_dir, exist_ok=True)
-    # Derived, independent streams for train and val.
-    train_ss, val_ss = np.random.SeedSequence(int(seed)).spawn(2)
+    if num_test is None:
+        num_test = num_val
+    for name, num in (('num_train', num_train), ('num_val', num_val),
+                      ('num_test', num_test)):
+        if int(num) < 0:
+            raise ValueError(f'{name} must be >= 0, got {num}')
+    # Derived, independent streams for train, val and test. SeedSequence children
+    # are keyed by their index, so train and val are the same images as when the
+    # generator wrote only those two splits (datasets made before the test split
+    # existed keep their train/val bit for bit).
+    train_ss, val_ss, test_ss = np.random.SeedSequence(int(seed)).spawn(3)
     categories = [
         dict(id=i + 1, name=name, supercategory='shape')
         for i, name in enumerate(SYNTHETIC_CLASSES)
     ]
-    bar = _Progress(num_train + num_val, progress)
+    bar = _Progress(num_train + num_val + num_test, progress)
     result = dict(root=out_dir, classes=SYNTHETIC_CLASSES)
     try:
         for split, num, ss in (('train', num_train, train_ss),
-                               ('val', num_val, val_ss)):
+                               ('val', num_val, val_ss),
+                               ('test', num_test, test_ss)):
             images, anns = _write_split(split, num, ss, out_dir, img_size,
                                         bar)
             coco = dict(
