@@ -37,7 +37,7 @@ def trs(model, **kw):
     (dict(w_bits=3.5), r'quant_cfg\.w_bits=3\.5'),                            # 3
     (dict(w_bit=4), r"Unknown quant_cfg key\(s\) \['w_bit'\]"),               # 4
     (dict(first_layer=8), r'quant_cfg\.first_layer must be None'),            # 5
-    (dict(quant_types=('Linear',)), r'quant_cfg\.quant_types'),               # 6
+    (dict(quant_types=('Conv3d',)), r'quant_cfg\.quant_types'),               # 6
 ])
 def test_quantization_policy_mistakes(quant_cfg, match):
     with pytest.raises((ValueError, KeyError), match=match):

@@ -67,7 +67,7 @@ def test_policy_on_demo_retinanet():
 @pytest.mark.parametrize('bad,match', [
     (dict(w_bits=0), 'w_bits'), (dict(a_bits=9), 'a_bits'), (dict(w_bits=4.5), 'w_bits'),
     (dict(first_layer=dict(w_bits=16)), 'first_layer'), (dict(wbits=4), 'Unknown'),
-    (dict(quant_types=('Linear',)), 'quant_types')])
+    (dict(quant_types=('Conv3d',)), 'quant_types')])
 def test_policy_rejects_bad_keys(bad, match):
     with pytest.raises((ValueError, KeyError), match=match):
         build_quant_cfg(bad)

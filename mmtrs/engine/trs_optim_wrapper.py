@@ -76,6 +76,12 @@ class TransitionRateSchedulingMixin:
         base_lr = self.optimizer.param_groups[0]['lr']
         for group in self.optimizer.param_groups:
             group.setdefault(TARGET_KEY, 1.0 if self.auto_target else float(init_target))
+        # MMEngine's OptimWrapper.param_groups also lists `base_param_settings`, a pseudo
+        # group it adds when the optimizer starts with several groups (paramwise_cfg, as
+        # in the Swin AdamW configs); the ParamSchedulers read `target_tr` from it too
+        if getattr(self, 'base_param_settings', None) is not None:
+            self.base_param_settings.setdefault(
+                TARGET_KEY, 1.0 if self.auto_target else float(init_target))
         self._base_lr = base_lr
         self._counter = None
         # TR state (all of it goes into state_dict)
@@ -100,7 +106,8 @@ class TransitionRateSchedulingMixin:
                       f'TR-scheduled (e.g. {frozen[0]})', logger='current')
         if not layers:
             raise ValueError(
-                'TRSOptimWrapper found no quantized layer (QConv2d) in the model: use a '
+                'TRSOptimWrapper found no quantized layer (QConv2d, QLinear) in the model: '
+                'use a '
                 "quantized model (model.type='QuantizedDetector' with a quant_cfg) or a "
                 "plain optim_wrapper type='OptimWrapper'.")
         learnable = [n for n, m in layers if m.weight_quantizer.scale.requires_grad]

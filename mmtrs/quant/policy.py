@@ -1,4 +1,5 @@
-"""Model-level quantization policy: which convs become QConv2d, at which precision.
+"""Model-level quantization policy: which convs and linears become QConv2d / QLinear, at
+which precision, and a coverage report of what stayed float.
 
 The policy works on module names and types only, so it applies unchanged to any
 backbone/neck/head MMDetection builds (a new backbone needs no quantization keys).
@@ -6,11 +7,14 @@ backbone/neck/head MMDetection builds (a new backbone needs no quantization keys
 import copy
 import re
 
+from mmcv.cnn.bricks import wrappers as mmcv_wrappers
 from mmengine.logging import print_log
 from torch import nn
 
+from .coverage import Coverage, check_float_share
 from .input_scale import fix_input_scale
 from .qconv import QConv2d
+from .qlinear import QLinear
 from ..utils.config_schema import QUANT_CFG_SCHEMA, check_policy_result
 
 #: Defaults of the quantization policy (every key documented in docs/quantization.md).
@@ -29,8 +33,10 @@ DEFAULT_QUANT_CFG = dict(
     last_layers=dict(w_bits=8, a_bits=8, init_mult=12.0),
     last_layer_names=[r'(^|\.)(retina_cls|retina_reg|conv_cls|conv_reg|atss_cls|atss_reg|'
                       r'atss_centerness|conv_centerness|rpn_cls|rpn_reg|fc_cls|fc_reg)$'],
-    first_layer_scope='backbone',   # first nn.Conv2d under this module = "first layer"
-    quant_types=('Conv2d',),        # module class names that are converted
+    first_layer_scope='backbone',   # first converted layer under it = "first layer"
+    # module class names that are converted (exact types; see QUANT_LAYER_TYPES).
+    # Linear covers transformer backbones (Swin: attention projections and MLPs).
+    quant_types=('Conv2d', 'Linear'),
     skip=[],                        # regexes of module names left in FP
     # Activation signedness: 'auto' decides per layer from the first batch (negative
     # input seen -> signed); True/False forces it. `signed_act` / `unsigned_act` are
@@ -44,11 +50,26 @@ DEFAULT_QUANT_CFG = dict(
     # Scale init multiplier of the body (s = init_mult * std, see Quantizer): 3 is the
     # EWGS/LTS default for low-bit QAT. `first_layer` / `last_layers` carry their own.
     init_mult=3.0,
+    # Coverage rule: conversion fails if more than this share of the backbone's weights
+    # (params with >= 2 dims; the whole model if it has no `backbone`) stays float, so a
+    # "W4A4" label cannot hide a float backbone (mmtrs/quant/coverage.py). None = no
+    # check. 0.10: an 8-bit or FP first conv is < 1% of the backbones shipped here.
+    max_float_share=0.10,
 )
 
-_CONV_TYPES = {'Conv2d': nn.Conv2d}
-# keys a precision dict accepts beyond w_bits/a_bits/init_mult
-INPUT_SCALE_KEY = {'first_layer': {'input_scale'}}
+#: type name in quant_cfg.quant_types -> (float classes, quantized class, converter).
+#: Exact classes only: a subclass may have another forward (nn.MultiheadAttention's
+#: out_proj is an nn.Linear subclass whose forward is never called). mmcv's wrappers
+#: (mmcv.cnn.Linear in mmcv's FFN, used by Swin) differ from torch's only for empty
+#: inputs on torch < 1.6, so they convert like torch's.
+QUANT_LAYER_TYPES = {
+    'Conv2d': ((nn.Conv2d, mmcv_wrappers.Conv2d), QConv2d, QConv2d.from_conv),
+    'Linear': ((nn.Linear, mmcv_wrappers.Linear), QLinear, QLinear.from_linear),
+}
+_CONV_TYPES = {t: v[0] for t, v in QUANT_LAYER_TYPES.items()}  # supported float types
+_CONVERTERS = {cls: v[2] for v in QUANT_LAYER_TYPES.values() for cls in v[0]}
+#: every quantized layer class (all share weight_quantizer / act_quantizer / weight)
+QUANTIZED_LAYERS = tuple(v[1] for v in QUANT_LAYER_TYPES.values())
 
 
 def _match(name, patterns):
@@ -83,13 +104,14 @@ def build_quant_cfg(quant_cfg=None):
 
 
 def quantize_model(model, quant_cfg=None):
-    """Replace convs of `model` in place by QConv2d according to the policy.
+    """Replace convs and linears of `model` in place by QConv2d / QLinear according to
+    the policy, log the coverage report and enforce `max_float_share`.
 
-    Returns the list of (name, QConv2d). Parameter names are unchanged, so FP checkpoints
-    load with every FP tensor used.
+    Returns the list of (name, quantized layer). Parameter names are unchanged, so FP
+    checkpoints load with every FP tensor used.
     """
     cfg = build_quant_cfg(quant_cfg)
-    types = tuple(_CONV_TYPES[t] for t in cfg['quant_types'])
+    types = tuple(c for t in cfg['quant_types'] for c in _CONV_TYPES[t])
     first_name = None
     scope = cfg['first_layer_scope']
     for name, m in model.named_modules():
@@ -99,14 +121,18 @@ def quantize_model(model, quant_cfg=None):
     targets = [(n, m) for n, m in model.named_modules()
                if type(m) in types and not _match(n, cfg['skip'])]
     converted = []
+    # why a layer of a converted type stays float (for the coverage report)
+    reasons = {n: 'matched by quant_cfg.skip' for n, m in model.named_modules()
+               if type(m) in types and _match(n, cfg['skip'])}
     for name, conv in targets:
         if name == first_name:
-            prec = cfg['first_layer']
+            prec, key = cfg['first_layer'], 'first_layer'
         elif _match(name, cfg['last_layer_names']):
-            prec = cfg['last_layers']
+            prec, key = cfg['last_layers'], 'last_layers'
         else:
             prec = dict(w_bits=cfg['w_bits'], a_bits=cfg['a_bits'])
         if prec is None:
+            reasons[name] = f'quant_cfg.{key}=None'
             continue
         parent_name, _, attr = name.rpartition('.')
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -116,7 +142,8 @@ def quantize_model(model, quant_cfg=None):
             a_signed = False
         else:
             a_signed = cfg['act_signed']
-        q = QConv2d.from_conv(
+        convert = _CONVERTERS[type(conv)]
+        q = convert(
             conv, w_bits=prec.get('w_bits', 8), a_bits=prec.get('a_bits', 8),
             a_signed=a_signed, learn_weight_scale=cfg['learn_weight_scale'],
             learn_act_scale=cfg['learn_act_scale'],
@@ -130,15 +157,20 @@ def quantize_model(model, quant_cfg=None):
     if not converted:
         raise ValueError('quant_cfg converted no layer: check quant_cfg.quant_types and '
                          'quant_cfg.skip.')
-    body = sum(1 for _, q in converted if q.weight_quantizer.bits == cfg['w_bits'])
-    print_log(f'mmtrs: quantized {len(converted)} convs ({body} at W{cfg["w_bits"]}'
-              f'A{cfg["a_bits"]}; first layer {first_name}: {cfg["first_layer"]}; '
-              f'last layers: {cfg["last_layers"]})', logger='current')
+    cov = Coverage(model, {v[1]: t for t, v in QUANT_LAYER_TYPES.items()}, reasons,
+                   supported=_CONV_TYPES, enabled=cfg['quant_types'])
+    print_log(f'mmtrs: quantized {len(converted)} layers ({cov.summary_line()}); first '
+              f'layer {first_name}: {cfg["first_layer"]}; last layers: '
+              f'{cfg["last_layers"]}', logger='current')
+    print_log('mmtrs: ' + cov.table(), logger='current')
+    check_float_share(cov, cfg['max_float_share'],
+                      label=f'W{cfg["w_bits"]}A{cfg["a_bits"]}')
     check_policy_result(cfg, converted, model)  # cross-key rules that need the model
     return converted
 
 
 def quantized_layers(model):
-    """(name, QConv2d) pairs of a model (unwraps DDP-style `.module`)."""
+    """(name, layer) pairs of every quantized layer of a model (QConv2d, QLinear; the
+    layers TR scheduling counts in Eq. 5). Unwraps DDP-style `.module`."""
     model = getattr(model, 'module', model)
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, QConv2d)]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, QUANTIZED_LAYERS)]

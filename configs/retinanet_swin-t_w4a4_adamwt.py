@@ -1,0 +1,26 @@
+# W4A4 RetinaNet-Swin-T QAT with TR scheduling over AdamW ("AdamWT", paper Table 3):
+# retinanet_swin-t_w4a4_adamw.py with TRSOptimWrapper around AdamW and the TR keys of
+# retinanet_r50_w4a4_trs.py. Weight scales frozen (paper footnote 2); the TALR drives the
+# quantized latent weights of convs and linears alike.
+_base_ = ['./retinanet_swin-t_w4a4_adamw.py']
+
+model = dict(quant_cfg=dict(learn_weight_scale=False))
+optim_wrapper = dict(
+    type='TRSOptimWrapper',
+    constructor='TRSOptimWrapperConstructor',  # gives quantized weights their own groups
+    tr_momentum=0.99,       # m of Eq. 10 (paper)
+    init_talr=None,         # U^0 = AdamW's LR (1e-4)
+    eta='auto',             # U^0 / (R^0 * eta_adapt_iters)
+    init_target='auto',     # R^0 measured under the ordinary LR
+    auto_target_iters=1000,
+    eta_adapt_iters=1000,
+    per_layer=False,
+    bias_correction=True)
+max_iters = 90000
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
+         eta_min=0.0),
+    dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
+         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+]

@@ -1,0 +1,77 @@
+"""QLinear: a drop-in nn.Linear with a weight and an activation quantizer (Eq. 13).
+
+The Linear counterpart of `QConv2d` (qconv.py), for backbones whose weights live in
+`nn.Linear` layers (Swin, ViT/DeiT: the attention projections and the MLPs). It has
+the same attributes (`weight_quantizer`, `act_quantizer`, `post_scale`,
+`denorm_factor()`), so the TR counter, TR scheduling, resume and every other tool that
+works on quantized layers treats both alike (`mmtrs.quant.quantized_layers`).
+"""
+import torch
+from torch import nn
+from torch.nn import functional as F
+from mmdet.registry import MODELS
+
+from .quantizer import Quantizer
+
+
+@MODELS.register_module()
+class QLinear(nn.Linear):
+    """Linear layer computing on quantized weights and inputs.
+
+    forward:  y = linear(x_q, w_q * s_w * s_a [* p]) + b
+
+    x_q, w_q are the normalized outputs of Eq. 13 (fixed-point values in [-1, 1]); the
+    factor s_w * s_a (* p) is the de-normalization h of Eq. 3, applied to the weight
+    exactly as in QConv2d, so a QLinear replaces an FP linear without changing its
+    output scale and FP checkpoints stay valid. One scalar scale per quantizer (per
+    layer), as for convs.
+
+    Activations: the input of a transformer's linear layers is a LayerNorm output (qkv,
+    fc1), a GELU output (fc2) or an attention output (proj), all of which take negative
+    values. With a_signed='auto' the first training batch decides (negative input seen
+    -> signed quantizer); an unsigned quantizer that later sees a negative input raises
+    NegativeInputError instead of clipping it (see Quantizer).
+
+    Args beyond nn.Linear: as QConv2d (w_bits, a_bits, a_signed, learn_weight_scale,
+    learn_act_scale, post_scale, init_mult, name).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
+                 w_bits=4, a_bits=4, a_signed='auto', learn_weight_scale=True,
+                 learn_act_scale=True, post_scale=False, init_mult=3.0, name=''):
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.weight_quantizer = Quantizer(w_bits, 'weight', learn_scale=learn_weight_scale,
+                                          init_mult=init_mult, name=f'{name}.weight_quantizer')
+        self.act_quantizer = None if a_bits is None else Quantizer(
+            a_bits, 'act', signed=a_signed, learn_scale=learn_act_scale,
+            init_mult=init_mult, name=f'{name}.act_quantizer')
+        self.post_scale = nn.Parameter(torch.ones(())) if post_scale else None
+
+    @classmethod
+    def from_linear(cls, linear, **qkwargs):
+        """Build a QLinear sharing `linear`'s weight/bias Parameters (keys unchanged)."""
+        q = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                device=linear.weight.device, dtype=linear.weight.dtype, **qkwargs)
+        q.weight = linear.weight
+        q.bias = linear.bias
+        if not linear.weight.requires_grad:
+            # a frozen layer (e.g. Swin's frozen_stages) keeps its scales frozen too,
+            # before DDP fixes the set of parameters that get gradients (as QConv2d)
+            for quantizer in (q.weight_quantizer, q.act_quantizer):
+                if quantizer is not None:
+                    quantizer.scale.requires_grad_(False)
+        return q
+
+    def denorm_factor(self):
+        """h of Eq. 3: s_w * s_a (* learnable post-scale)."""
+        f = self.weight_quantizer.denorm_scale()
+        if self.act_quantizer is not None:
+            f = f * self.act_quantizer.denorm_scale()
+        if self.post_scale is not None:
+            f = f * self.post_scale
+        return f
+
+    def forward(self, x):
+        xq = x if self.act_quantizer is None else self.act_quantizer(x)
+        wq = self.weight_quantizer(self.weight)
+        return F.linear(xq, wq * self.denorm_factor(), self.bias)
