@@ -139,3 +139,26 @@ def test_shipped_configs_pass_the_float_share_rule(cfg_file, overrides):
                    if n != ('conv1' if overrides else None))
     assert any(isinstance(m, (QConv2d, QLinear)) for m in bb.modules())
 
+
+
+def _readme_backbone_examples():
+    text = open(osp.join(ROOT, 'README.md')).read()
+    section = text.split('### A new backbone', 1)[1].split('\n## ', 1)[0]
+    return [block.split('```', 1)[0] for block in section.split('```python\n')[1:]]
+
+
+def test_readme_new_backbone_examples_convert_every_conv_and_linear(tmp_path):
+    """The README's new-backbone examples (MobileNetV2 and a transformer, Swin-T), as
+    written there: every Conv2d and Linear of the backbone is quantized and the build
+    passes the float-share rule."""
+    blocks = _readme_backbone_examples()
+    assert any("'SwinTransformer'" in b for b in blocks) and \
+        any("'MobileNetV2'" in b for b in blocks)
+    for i, block in enumerate(blocks):
+        cfg_file = tmp_path / f'readme_{i}.py'
+        cfg_file.write_text(block.replace("'./retinanet_r50", f"'{ROOT}/configs/retinanet_r50"))
+        model = build(Config.fromfile(str(cfg_file)).model)
+        bb = list(model.backbone.modules())
+        assert not any(type(m) in (nn.Conv2d, nn.Linear) for m in bb)
+        if 'Swin' in block:
+            assert sum(isinstance(m, QLinear) for m in bb) == 51
