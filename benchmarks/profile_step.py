@@ -4,7 +4,8 @@ QAT variants of the demo RetinaNet, self CPU time per step of each op side by si
     python benchmarks/profile_step.py [--variants fp,qat_sgd] [--steps 3] [--batch 8]
                                       [--size 256] [--top 25]
 
-Variants are those of benchmarks/variants.py, stepped round-robin like step_cost.py.
+Variants are those of benchmarks/variants.py, profiled one step each in turn (like
+step_cost.py's round-robin, so load changes hit all alike).
 The table lists, per op (autograd nodes included, e.g. `_QuantizeFnBackward`), the self
 CPU time per step in ms and the number of calls per step in each variant, sorted by
 the difference between the last variant and the first. Profiling adds its own per-op
@@ -48,7 +49,13 @@ def main():
     for _ in range(args.warmup):
         for model, wrapper in runs.values():
             model.train_step(copy.copy(data), wrapper)
-    prof = {n: profile_steps(*runs[n], data, args.steps) for n in names}
+    # one profiled step per variant in turn, so that load changes hit all alike
+    prof = {n: defaultdict(lambda: [0.0, 0]) for n in names}
+    for _ in range(args.steps):
+        for n in names:
+            for k, (t, c) in profile_steps(*runs[n], data, 1).items():
+                prof[n][k][0] += t / args.steps
+                prof[n][k][1] += c / args.steps
     keys = set().union(*(p.keys() for p in prof.values()))
     first, last = names[0], names[-1]
     rows = sorted(keys, key=lambda k: prof[last].get(k, (0, 0))[0] -
