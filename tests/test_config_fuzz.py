@@ -77,6 +77,11 @@ EXTRA = {
     'per_layer': [1, 'no', False],
     'bias_correction': [0, 'yes', False],
     'allow_learnable_weight_scale': [1, False],
+    'auto_target_scale': [-1.0, 1 / 3, 9],
+    'controller': ['Log', 'pid', 'additive', 'log'],
+    'eta_log': [-0.05, 0.05],
+    'log_step_clip': [-0.5, 0.693],
+    'log_floor': [-1e-9, 1e-9],
 }
 
 # Documented valid values among the mutations (by hand, from the docs):
@@ -153,6 +158,13 @@ VALID_TRS = {
     'per_layer': [True, False],
     'bias_correction': [True, False],
     'allow_learnable_weight_scale': [True, False],
+    # beyond the paper (docs/tr_scheduling.md): factor > 0, the two controllers,
+    # eta_log >= 0, clip and floor > 0
+    'auto_target_scale': [2.5, 1e9, 1 / 3, 9],
+    'controller': ['additive', 'log'],
+    'eta_log': [0, 2.5, 1e9, 0.05],
+    'log_step_clip': [2.5, 1e9, 0.693],
+    'log_floor': [2.5, 1e9, 1e-9],
 }
 
 

@@ -1,4 +1,6 @@
 """TransitionRateHook: logs the TR scheduling scalars (paper Fig. 3) through MessageHub."""
+import math
+
 import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
@@ -11,7 +13,8 @@ from .trs_optim_wrapper import TransitionRateSchedulingMixin
 
 @HOOKS.register_module()
 class TransitionRateHook(Hook):
-    """Log `tr/rate` (k), `tr/running_rate` (K), `tr/talr` (U) and `tr/target` (R).
+    """Log `tr/rate` (k), `tr/running_rate` (K), `tr/talr` (U), `tr/target` (R) and
+    `tr/tracking_error` (|K - R| / R, K as Eq. 11 sees it, bias-corrected if enabled).
 
     With a TR-scheduling optim wrapper the values are read from it. With a plain
     optimizer (the SGD baseline) the hook measures k and K itself with the same counter
@@ -69,6 +72,9 @@ class TransitionRateHook(Hook):
             hub.update_scalar('train/tr/talr', w.talr)
             if not w.measuring_target:  # no target yet while R^0 is being measured
                 hub.update_scalar('train/tr/target', w.target_tr)
+                err = w.tracking_error  # |K - R| / R; NaN once R reaches 0
+                if math.isfinite(err):
+                    hub.update_scalar('train/tr/tracking_error', err)
             if self.per_layer and self.every_n_train_iters(runner, self.interval):
                 for name, _, K, U in w.layer_values():
                     hub.update_scalar(f'train/tr/layer/{name}/running_rate', K)

@@ -7,6 +7,17 @@ At every optimizer step t, before updating:
     U^t = max(0, U^(t-1) + eta (R^t - K^t))                         (Eq. 11)
     w^(t+1) = w^t - U^t g^t                                         (Eq. 12)
 
+Beyond the paper (opt-in, `controller='log'`): Eq. 11 in log space,
+
+    U^t = U^(t-1) exp(clip(eta_log (log R^t - log K^t), -c, c))      (c = log_step_clip)
+
+The additive Eq. 11 changes U by eta * (R - K), an amount fixed in absolute units: a
+target that falls over orders of magnitude within a short run (cosine to 0) leaves it
+either too slow late in the run (K stays far above a tiny R; measured on the R18 demo:
+K/R = 13 at 280 of 300 iterations) or unstable early. The log form corrects the same
+*relative* error at the same speed at every scale of R (a persistent factor-e error
+changes U by a factor e^eta_log per step), and U stays positive without a clamp.
+
 g^t is the wrapped optimizer's own unit-LR direction (SGD: momentum buffer; Adam/AdamW:
 m_hat / (sqrt(v_hat) + eps)). Eq. 12 is realised by giving the quantized latent weights
 param groups of their own and substituting U^t for their `lr` only for the duration of
@@ -52,17 +63,32 @@ class TransitionRateSchedulingMixin:
             climb for ~1/(1-m) steps). The paper's Eq. 11 uses K^t: default False.
         allow_learnable_weight_scale (bool): the paper freezes weight scales under TR
             scheduling (footnote 2); True only for experiments.
+        auto_target_scale (float): with init_target='auto', R^0 = this factor times the
+            measured running TR (the knob a fair comparison tunes, like SGD's LR; the
+            light-model study tries {1/3, 1, 3, 9}). Default 1.
+        controller ('additive' | 'log'): 'additive' = the paper's Eq. 11 (default);
+            'log' = Eq. 11 in log space (see the module docstring; not in the paper).
+        eta_log (float): gain of controller='log', per step. Default 0.05: with m = 0.9
+            (K lags by ~10 steps) a larger gain overshoots.
+        log_step_clip (float): c of controller='log': U changes by at most a factor
+            e^c per step (bounds the step when K or R is 0). Default log(2).
+        log_floor (float): K and R are floored at this value before the log (R = 0 at
+            the end of a cosine schedule then drives U down by e^-c per step).
     """
 
     def __init__(self, *args, tr_momentum=0.99, init_talr=None, eta=None, init_target=1e-2,
                  auto_target_iters=100, eta_adapt_iters=200, per_layer=False,
-                 bias_correction=False, allow_learnable_weight_scale=False, **kwargs):
+                 bias_correction=False, allow_learnable_weight_scale=False,
+                 auto_target_scale=1.0, controller='additive', eta_log=0.05,
+                 log_step_clip=0.6931471805599453, log_floor=1e-9, **kwargs):
         # types, ranges and cross-key rules: mmtrs/utils/config_schema.py
         TRS_OPTIM_WRAPPER_SCHEMA.check(dict(
             tr_momentum=tr_momentum, init_talr=init_talr, eta=eta, init_target=init_target,
             auto_target_iters=auto_target_iters, eta_adapt_iters=eta_adapt_iters,
             per_layer=per_layer, bias_correction=bias_correction,
-            allow_learnable_weight_scale=allow_learnable_weight_scale), 'optim_wrapper')
+            allow_learnable_weight_scale=allow_learnable_weight_scale,
+            auto_target_scale=auto_target_scale, controller=controller, eta_log=eta_log,
+            log_step_clip=log_step_clip, log_floor=log_floor), 'optim_wrapper')
         super().__init__(*args, **kwargs)
         self.tr_momentum = float(tr_momentum)
         self.per_layer = bool(per_layer)
@@ -71,6 +97,11 @@ class TransitionRateSchedulingMixin:
         self.auto_target = init_target == 'auto'
         self.auto_target_iters = auto_target_iters
         self.eta_adapt_iters = eta_adapt_iters
+        self.auto_target_scale = float(auto_target_scale)
+        self.controller = controller
+        self.eta_log = float(eta_log)
+        self.log_step_clip = float(log_step_clip)
+        self.log_floor = float(log_floor)
         self._eta_cfg = eta
         self._init_talr_cfg = init_talr
         base_lr = self.optimizer.param_groups[0]['lr']
@@ -192,7 +223,15 @@ class TransitionRateSchedulingMixin:
         K = self._K / (1 - m ** self._num_updates) if self.bias_correction else self._K
         if self.measuring_target:
             return  # still measuring R^0 (this count is of an ordinary-LR update)
-        self._U = torch.clamp(self._U + self._eta * (self._target() - K), min=0)  # Eq. 11
+        R = self._target()
+        if self.controller == 'log':  # Eq. 11 in log space (beyond the paper)
+            floor = self.log_floor
+            err = torch.log(torch.clamp(torch.as_tensor(R, dtype=torch.float64), min=floor)) \
+                - torch.log(torch.clamp(K, min=floor))
+            step = torch.clamp(self.eta_log * err, -self.log_step_clip, self.log_step_clip)
+            self._U = self._U * torch.exp(step)
+        else:
+            self._U = torch.clamp(self._U + self._eta * (R - K), min=0)  # Eq. 11
 
     def _finish_auto_target(self):
         """End of init_target='auto': R^0 := running TR measured under the ordinary LR."""
@@ -203,14 +242,18 @@ class TransitionRateSchedulingMixin:
                 f'init_target=auto measured no transition in {self.auto_target_iters} steps '
                 '(running TR 0): the LR is too small to move any quantized weight. Raise '
                 'the LR, optim_wrapper.auto_target_iters, or set optim_wrapper.init_target.')
-        self._tr_scale = measured / self._tr_groups[0][TARGET_KEY]
+        init_target = self.auto_target_scale * measured
+        self._tr_scale = init_target / self._tr_groups[0][TARGET_KEY]
         lr = self._tr_groups[0]['lr']
         init_talr = lr if self._init_talr_cfg is None else self._init_talr_cfg
         self._U.fill_(float(init_talr))
-        self._eta = self._resolve_eta(init_talr, measured)
-        print_log(f'TRSOptimWrapper: measured initial target TR {measured:.3e} over '
-                  f'{self.auto_target_iters} steps; TALR starts at {init_talr:.3e}, '
-                  f'eta {self._eta:.3e}', logger='current')
+        self._eta = self._resolve_eta(init_talr, init_target)
+        gain = (f'eta_log {self.eta_log:.3g}' if self.controller == 'log'
+                else f'eta {self._eta:.3e}')
+        print_log(f'TRSOptimWrapper: measured running TR {measured:.3e} over '
+                  f'{self.auto_target_iters} steps; initial target {init_target:.3e} '
+                  f'(x{self.auto_target_scale:g}); TALR starts at {init_talr:.3e}, {gain}',
+                  logger='current')
 
     def step(self, **kwargs):
         self._check_bound()
@@ -265,6 +308,17 @@ class TransitionRateSchedulingMixin:
     def target_tr(self):
         """R: the current scheduled target TR."""
         return self._target()
+
+    @property
+    def tracking_error(self):
+        """|K - R| / R with the K that Eq. 11 sees (bias-corrected if enabled): how well
+        the running TR follows its target. NaN while R^0 is measured or when R = 0."""
+        if self.measuring_target or self._K is None:
+            return float('nan')
+        K = self._K / (1 - self.tr_momentum ** max(self._num_updates, 1)) \
+            if self.bias_correction else self._K
+        R = self._target()
+        return abs(self._global(K) - R) / R if R > 0 else float('nan')
 
     def layer_values(self):
         """Per-layer (name, k, K, U) for logging; U is shared in global mode."""

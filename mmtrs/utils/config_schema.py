@@ -461,6 +461,16 @@ TRS_OPTIM_WRAPPER_SCHEMA = Schema('optim_wrapper', dict(
     per_layer=Bool(doc='one (K, U) pair per layer'),
     bias_correction=Bool(doc='K^t / (1 - m^t) in Eq. 11'),
     allow_learnable_weight_scale=Bool(doc='experiments only (paper footnote 2)'),
+    auto_target_scale=Number(low=0, low_open=True, example='3.0',
+                             doc="R^0 = this x the measured TR (init_target='auto')"),
+    controller=OneOf('additive', 'log',
+                     doc="'additive' = the paper's Eq. 11; 'log' = Eq. 11 in log space "
+                         '(beyond the paper)'),
+    eta_log=Number(low=0, example='0.05', doc="gain of controller='log' per step"),
+    log_step_clip=Number(low=0, low_open=True, example='0.693',
+                         doc="controller='log': largest change of log U per step"),
+    log_floor=Number(low=0, low_open=True, example='1e-9',
+                     doc="controller='log': floor of K and R before the log"),
 ), rules=[_eta_auto_needs_target])
 
 
