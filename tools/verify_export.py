@@ -78,7 +78,10 @@ def evaluate_ap(cfg, checkpoint, onnx_file, work_dir, threads=None):
         c.work_dir = osp.join(work_dir, label)
         c.launcher = 'none'
         runner = Runner.from_cfg(c)
-        runner.test_evaluator.metrics.append(UnroundedCocoAP(ann))
+        metric = UnroundedCocoAP(ann)
+        # the test loop gives its metrics the data set's class names when it is built
+        metric.dataset_meta = runner.test_loop.dataloader.dataset.metainfo
+        runner.test_evaluator.metrics.append(metric)
         metrics = runner.test()
         out[label] = {k: v for k, v in metrics.items() if k.startswith(('unrounded',
                                                                          'coco/bbox_mAP'))}
