@@ -11,7 +11,7 @@ from mmcv.cnn.bricks import wrappers as mmcv_wrappers
 from mmengine.logging import print_log
 from torch import nn
 
-from .coverage import Coverage, check_float_share
+from .coverage import Coverage, check_float_share, conv_kind_counts
 from .input_scale import fix_input_scale
 from .qconv import QConv2d
 from .qlinear import QLinear
@@ -163,6 +163,10 @@ def quantize_model(model, quant_cfg=None):
               f'layer {first_name}: {cfg["first_layer"]}; last layers: '
               f'{cfg["last_layers"]}', logger='current')
     print_log('mmtrs: ' + cov.table(), logger='current')
+    kinds = conv_kind_counts(converted)  # depthwise convs quantized at their own bits too
+    print_log(f'mmtrs: quantized layers by kind: {kinds["depthwise"]} depthwise, '
+              f'{kinds["pointwise"]} pointwise (1x1), {kinds["other"]} other',
+              logger='current')
     check_float_share(cov, cfg['max_float_share'],
                       label=f'W{cfg["w_bits"]}A{cfg["a_bits"]}')
     check_policy_result(cfg, converted, model)  # cross-key rules that need the model

@@ -1,0 +1,27 @@
+# W4A4 QAT of the light-model RetinaNet with TR scheduling over Adam ("AdamT"): the TALR
+# U scales Adam's unit-LR direction m_hat / (sqrt(v_hat) + eps) for the quantized latent
+# weights (Eq. 12); every other parameter keeps Adam's scheduled LR. TR keys as in
+# retinanet_mbv2_w4a4_trs_demo.py.
+_base_ = ['./retinanet_mbv2_w4a4_adam_demo.py']
+
+model = dict(quant_cfg=dict(learn_weight_scale=False))
+max_iters = 600
+optim_wrapper = dict(
+    type='TRSOptimWrapper',
+    constructor='TRSOptimWrapperConstructor',
+    tr_momentum=0.9,
+    init_talr=None,
+    eta='auto',
+    init_target='auto',
+    auto_target_scale=1.0,
+    auto_target_iters=30,
+    eta_adapt_iters=10,
+    controller='additive',
+    per_layer=False,
+    bias_correction=True)
+param_scheduler = [
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
+         eta_min=0.0),
+    dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
+         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+]

@@ -1,0 +1,31 @@
+# W4A4 QAT of the light-model RetinaNet with TR scheduling over SGD ("SGDT"): weight
+# scales frozen (paper footnote 2), the TALR U drives the quantized latent weights, the
+# target R is cosine-decayed to 0 over the run. Same start point, iterations and LR
+# schedule (for every non-quantized parameter) as retinanet_mbv2_w4a4_sgd_demo.py.
+# R^0 = auto_target_scale x the running TR measured under the ordinary LR over the first
+# 30 steps (the study tunes auto_target_scale over {1/3, 1, 3, 9}); U^0 = the ordinary LR.
+# eta_adapt_iters=10 (the R18 demo's 50 let K drift to 13x R late in the run, METHOD.md
+# section 2: with 10, K/R stays near 1); controller='log' is the beyond-the-paper variant.
+_base_ = ['./retinanet_mbv2_w4a4_sgd_demo.py']
+
+model = dict(quant_cfg=dict(learn_weight_scale=False))
+max_iters = 600
+optim_wrapper = dict(
+    type='TRSOptimWrapper',
+    constructor='TRSOptimWrapperConstructor',  # gives quantized weights their own groups
+    tr_momentum=0.9,        # m of Eq. 10 (0.99 lags a 600-step cosine target)
+    init_talr=None,         # U^0 = the ordinary LR when the measurement ends
+    eta='auto',             # U^0 / (R^0 * eta_adapt_iters)
+    init_target='auto',     # R^0 measured under the ordinary LR ...
+    auto_target_scale=1.0,  # ... times this factor
+    auto_target_iters=30,
+    eta_adapt_iters=10,
+    controller='additive',  # the paper's Eq. 11 ('log': multiplicative, beyond the paper)
+    per_layer=False,
+    bias_correction=True)
+param_scheduler = [
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
+         eta_min=0.0),
+    dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
+         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+]

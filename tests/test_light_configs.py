@@ -1,0 +1,79 @@
+"""The light-model study configs (issue 15): every MobileNetV2 RetinaNet demo config and
+the COCO R50 W2A2 twins build and train two steps on a synthetic 128 px batch; depthwise
+convs are quantized at the body bit-width and the conversion counts layer kinds."""
+import copy
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+
+import mmtrs  # noqa: F401
+from mmtrs.quant import QConv2d
+from mmtrs.quant.coverage import conv_kind, conv_kind_counts
+from mmtrs.quant.policy import quantized_layers
+
+from conftest import ROOT
+from test_quantized_models import build, train_steps
+
+BITS = (4, 3, 2)
+OPTS = ('sgd', 'trs', 'adam', 'adamt')
+QAT = [(f'configs/demo/retinanet_mbv2_w{b}a{b}_{o}_demo.py', b, o) for b in BITS for o in OPTS]
+QAT += [(f'configs/retinanet_r50_w2a2_{o}.py', 2, o) for o in ('sgd', 'trs')]
+FP = ['configs/demo/retinanet_mbv2_fp_demo.py', 'configs/demo/retinanet_mbv2_fp_ft_demo.py']
+
+# MobileNetV2 (mmdet arch settings: 1+2+3+4+3+3+1 = 17 inverted residual blocks, the
+# first without expansion): 17 depthwise 3x3; 16 expansion + 17 projection 1x1 + the
+# final 1x1 conv2 = 34 pointwise, plus 3 FPN laterals (1x1) = 37; other: stem 3x3, 3 FPN
+# output convs + 2 extra (P6, P7), 2 + 2 head convs, retina_cls, retina_reg = 12.
+MBV2_KINDS = dict(depthwise=17, pointwise=37, other=12)
+
+
+def _step(cfg):
+    torch.manual_seed(0)
+    model = build(cfg.model)
+    wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+    log_vars = train_steps(model, wrapper, 2)
+    assert torch.isfinite(log_vars['loss'])
+    return model, wrapper
+
+
+@pytest.mark.parametrize('path', FP)
+def test_fp_light_configs_train(path):
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    assert cfg.model.backbone.type == 'MobileNetV2'
+    model, _ = _step(cfg)
+    assert not any(isinstance(m, QConv2d) for m in model.modules())
+
+
+@pytest.mark.parametrize('path,bits,opt', QAT, ids=[osp.basename(p) for p, _, _ in QAT])
+def test_qat_light_configs_train(path, bits, opt):
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    model, wrapper = _step(cfg)
+    layers = quantized_layers(model)
+    body = [m for n, m in layers if n.startswith('neck.')]
+    assert body and all(m.weight_quantizer.bits == bits for m in body)
+    is_trs = opt in ('trs', 'adamt')
+    assert (type(wrapper).__name__ == 'TRSOptimWrapper') == is_trs
+    if is_trs:
+        assert wrapper.controller == 'additive'  # the paper's Eq. 11 is the default
+        assert wrapper._steps == 2
+    assert type(wrapper.optimizer).__name__ == ('Adam' if opt.startswith('adam') else 'SGD')
+    if 'mbv2' not in path:
+        return
+    assert cfg.train_cfg.max_iters >= 450  # at least 3x the R18 study's 150 iterations
+    dw = [(n, m) for n, m in layers if conv_kind(m) == 'depthwise']
+    assert all(n.startswith('backbone.') and m.weight_quantizer.bits == bits and
+               m.act_quantizer.bits == bits for n, m in dw)
+    assert conv_kind_counts(layers) == MBV2_KINDS
+    assert model.backbone.conv1.conv.weight_quantizer.bits == 8  # first layer kept at 8
+
+
+def test_conv_kind_by_hand():
+    dw = torch.nn.Conv2d(8, 8, 3, groups=8)
+    pw = torch.nn.Conv2d(8, 16, 1)
+    grouped = torch.nn.Conv2d(8, 16, 3, groups=2)   # grouped, not depthwise
+    one_in = torch.nn.Conv2d(1, 4, 3, groups=1)
+    assert [conv_kind(m) for m in (dw, pw, grouped, one_in)] == \
+        ['depthwise', 'pointwise', 'other', 'other']
