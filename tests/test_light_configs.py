@@ -11,7 +11,8 @@ from mmengine.optim import build_optim_wrapper
 
 import mmtrs  # noqa: F401
 from mmtrs.quant import QConv2d
-from mmtrs.quant.coverage import conv_kind, conv_kind_counts
+from mmtrs.engine.oscillation import layer_kind
+from mmtrs.quant.coverage import conv_kind_counts
 from mmtrs.quant.policy import quantized_layers
 
 from conftest import ROOT
@@ -63,17 +64,15 @@ def test_qat_light_configs_train(path, bits, opt):
     if 'mbv2' not in path:
         return
     assert cfg.train_cfg.max_iters >= 450  # at least 3x the R18 study's 150 iterations
-    dw = [(n, m) for n, m in layers if conv_kind(m) == 'depthwise']
+    dw = [(n, m) for n, m in layers if layer_kind(m) == 'depthwise']
     assert all(n.startswith('backbone.') and m.weight_quantizer.bits == bits and
                m.act_quantizer.bits == bits for n, m in dw)
     assert conv_kind_counts(layers) == MBV2_KINDS
     assert model.backbone.conv1.conv.weight_quantizer.bits == 8  # first layer kept at 8
 
 
-def test_conv_kind_by_hand():
-    dw = torch.nn.Conv2d(8, 8, 3, groups=8)
-    pw = torch.nn.Conv2d(8, 16, 1)
-    grouped = torch.nn.Conv2d(8, 16, 3, groups=2)   # grouped, not depthwise
-    one_in = torch.nn.Conv2d(1, 4, 3, groups=1)
-    assert [conv_kind(m) for m in (dw, pw, grouped, one_in)] == \
-        ['depthwise', 'pointwise', 'other', 'other']
+def test_conv_kind_counts_by_hand():
+    layers = [('dw', torch.nn.Conv2d(8, 8, 3, groups=8)), ('pw', torch.nn.Conv2d(8, 16, 1)),
+              ('grouped', torch.nn.Conv2d(8, 16, 3, groups=2)),  # grouped, not depthwise
+              ('dw1x1', torch.nn.Conv2d(4, 4, 1, groups=4)), ('fc', torch.nn.Linear(3, 2))]
+    assert conv_kind_counts(layers) == dict(depthwise=2, pointwise=1, other=2)

@@ -28,25 +28,14 @@ def _fmt(n):
     return str(n)
 
 
-def conv_kind(layer):
-    """'depthwise' (groups == in_channels > 1, one filter per channel: the layers Nagel
-    et al. find oscillating most), 'pointwise' (1x1, groups 1) or 'other' (any other
-    conv, and linears)."""
-    groups = getattr(layer, 'groups', 1)
-    in_ch = getattr(layer, 'in_channels', None)
-    if groups > 1 and groups == in_ch:
-        return 'depthwise'
-    ks = getattr(layer, 'kernel_size', None)
-    if ks is not None and tuple(ks) == (1, 1) and groups == 1:
-        return 'pointwise'
-    return 'other'
-
-
 def conv_kind_counts(layers):
-    """{'depthwise': n, 'pointwise': n, 'other': n} over (name, layer) pairs."""
+    """{'depthwise': n, 'pointwise': n, 'other': n} over (name, layer) pairs, by the
+    layer kinds of the oscillation tracker (mmtrs/engine/oscillation.py: depthwise =
+    groups == in_channels > 1, the layers Nagel et al. find oscillating most)."""
+    from ..engine.oscillation import layer_kind  # late: engine imports the policy
     counts = dict(depthwise=0, pointwise=0, other=0)
     for _, layer in layers:
-        counts[conv_kind(layer)] += 1
+        counts[layer_kind(layer)] += 1
     return counts
 
 
