@@ -3,11 +3,13 @@
 # of the body, the 3x3 depthwise convs included, is quantized at the body bit-width (the
 # conversion log counts depthwise / pointwise / other convs); first conv and final
 # cls/reg convs at 8 bit. TransitionRateHook measures the TR plain SGD produces;
-# OscillationTrackingHook the oscillation frequency (Nagel et al.), as in the R18 demo.
+# OscillationTrackingHook the oscillation frequency (Nagel et al.), as in the R18 demo;
+# EffectiveStepSizeHook the latent and quantized step sizes (paper Figs. 1c, 2b).
 _base_ = ['./retinanet_mbv2_fp_ft_demo.py', '../_base_/quant/w4a4.py']
 
 model = dict(type='QuantizedDetector', detector_type='RetinaNet',
              quant_cfg={{_base_.quant_cfg}})
 custom_hooks = [dict(type='FiniteLossHook'),
                 dict(type='TransitionRateHook', interval=50, momentum=0.9),
-                dict(type='OscillationTrackingHook', momentum=0.01)]
+                dict(type='OscillationTrackingHook', momentum=0.01),
+                dict(type='EffectiveStepSizeHook', interval=10)]

@@ -3,6 +3,7 @@ from .finite_loss_hook import FiniteLossHook
 from .regularizer_hooks import (BinRegularizationHook, OscillationDampeningHook,
                                 QuantRegularizerHook)
 from .seed_method_hooks import LTSFreezingHook, OscillationFreezingHook, OscillationTrackingHook
+from .step_size_hook import EffectiveStepSizeHook
 from .transition_counter import TransitionCounter
 from .transition_rate_hook import TransitionRateHook
 from .trs_optim_wrapper import (AmpTRSOptimWrapper, TransitionRateSchedulingMixin,
@@ -12,4 +13,5 @@ __all__ = ['QuantizerCalibrationHook', 'FiniteLossHook', 'TransitionCounter',
            'TransitionRateHook', 'TRSOptimWrapper', 'AmpTRSOptimWrapper',
            'TRSOptimWrapperConstructor', 'TransitionRateSchedulingMixin',
            'OscillationTrackingHook', 'OscillationFreezingHook', 'LTSFreezingHook',
-           'QuantRegularizerHook', 'OscillationDampeningHook', 'BinRegularizationHook']
+           'QuantRegularizerHook', 'OscillationDampeningHook', 'BinRegularizationHook',
+           'EffectiveStepSizeHook']
