@@ -4,6 +4,7 @@ hand, onnxruntime against the fake-quant model, the packed checkpoint, bad input
 import copy
 import json
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -255,7 +256,9 @@ def test_cli_export_verify_and_onnx_evaluation_match_pytorch(tiny_coco, trs_run,
 
     def metrics(stdout):
         line = [ln for ln in stdout.splitlines() if 'coco/bbox_mAP:' in ln][-1]
-        return line[line.index('coco/bbox_mAP:'):]
+        found = dict(re.findall(r'(coco/bbox_\w+): ([0-9.]+)', line))
+        assert len(found) == 6, line
+        return found
 
     onnx_run = run_tool(['tools/test_onnx.py', TRS_CFG, osp.join(out, 'model_qcdq.onnx'),
                          '--work-dir', str(tmp_path / 'onnx_eval'), '--cfg-options', *opts])
