@@ -266,3 +266,25 @@ def test_cli_export_verify_and_onnx_evaluation_match_pytorch(tiny_coco, trs_run,
                           str(tmp_path / 'torch_eval'), '--cfg-options', *opts])
     assert metrics(onnx_run.stdout + onnx_run.stderr) == \
         metrics(torch_run.stdout + torch_run.stderr)
+
+
+def test_quantized_linear_layers_export(tmp_path):
+    """QLinear (Swin-T demo backbone: attention and MLP linears) exports as integer
+    weights + DequantizeLinear into MatMul/Gemm, and onnxruntime matches the model."""
+    model = _calibrated(osp.join(ROOT, 'configs/demo/retinanet_swin_w4a4_adamw_demo.py'))
+    layers = collect_quant_layers(model)
+    linears = [lay for lay in layers if lay.kind == 'linear']
+    assert linears, 'the Swin demo quantizes its linears'
+    path = str(tmp_path / 'swin.onnx')
+    proto = export_network(model, path, 'qcdq', (1, 3, SIZE, SIZE))
+    got = read_quant_tensors(proto)
+    for lay in linears:
+        assert np.array_equal(got[lay.name]['levels'],
+                              lay.wq.discretize(lay.module.weight).numpy()), lay.name
+    ops = {n.name.rpartition('/')[2].split(':')[0] for n in proto.graph.node
+           if n.name.startswith(linears[0].name + '/')}
+    assert ops & {'MatMul', 'Gemm'} and 'act_levels' in ops
+    torch.manual_seed(2)
+    r = compare_network(model, layers, path, [torch.randn(1, 3, SIZE, SIZE)], 'all')
+    assert r['levels_end_to_end']['differing'] == 0
+    assert r['head_max_abs_over_std'] < 1e-4
