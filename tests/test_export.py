@@ -160,7 +160,8 @@ def test_packed_checkpoint_rebuilds_the_model_bit_for_bit(w4a4):
     for lay in layers:
         assert torch.equal(levels[lay.name], lay.weight_levels())
         row = manifest[lay.name]
-        assert row['s_w'] == float(lay.wq.scale.detach()) and row['s_a'] == float(lay.aq.scale.detach())
+        assert row['s_w'] == float(lay.wq.scale.detach())
+        assert row['s_a'] == float(lay.aq.scale.detach())
         assert row['w_range'] == list(lay.wq.qrange[:2])
         assert row['a_range'] == list(lay.aq.qrange[:2])
         assert row['packing'] == ('int4x2' if lay.wq.bits <= 4 else 'int8')

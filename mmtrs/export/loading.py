@@ -65,9 +65,10 @@ def load_qat_checkpoint(model, ckpt_path, config_path='the config'):
     shapes = [k for k in own if tuple(sd[k].shape) != tuple(own[k].shape)]
     if shapes:
         k = sorted(shapes)[0]
+        more = f' (and {len(shapes) - 1} more)' if len(shapes) > 1 else ''
         raise ExportError(f'{ckpt_path} does not match {config_path}: `{k}` has shape '
                           f'{tuple(sd[k].shape)} in the checkpoint, {tuple(own[k].shape)} '
-                          f'in the model{" (and %d more)" % (len(shapes) - 1) if len(shapes) > 1 else ""}.')
+                          f'in the model{more}.')
     not_init = [k for k in own if k.endswith('_quantizer.initialized') and int(sd[k]) == 0]
     if not_init:
         raise ExportError(f'{ckpt_path}: quantizer never initialised: {_first(not_init)} '
