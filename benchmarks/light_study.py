@@ -1,0 +1,567 @@
+"""Light-model study (issue 15): does TR scheduling pay off where the paper expects it, a
+light backbone (MobileNetV2 RetinaNet, configs/demo/retinanet_mbv2_*) at 2-4 bits, with a
+held-out test split and the same tuning budget for every method?
+
+    python benchmarks/light_study.py [--bits 4,3,2] [--seeds 0,1,2] [--qat-iters 450]
+                                     [--adam-bits 2] [--remedy-bits 2]
+                                     [--log-controller-bits 2] [--jobs 2]
+                                     [--work-dir work_dirs/light_study] [--out docs/results]
+    python benchmarks/light_study.py --smoke       # 2 iterations, 1 seed, 1 grid point
+
+Protocol (every step resumable: a run whose `result.json` exists is reused):
+ 1. Data: the synthetic set at --size px with train / val / test splits (disjoint images,
+    one distribution; tools/make_synthetic_coco.py).
+ 2. FP: one RetinaNet-MobileNetV2 trained from scratch (--fp-iters), the start point of
+    every QAT run (paired comparisons: same FP start).
+ 3. Grid (seed 0): each method gets the same number of trials on its own main knob, the
+    base value times each of --grid (default 1/3, 1, 3, 9): SGD and Adam their LR, SGDT
+    and AdamT the initial target R^0 as a factor of the TR measured under the ordinary LR
+    (`auto_target_scale`; U^0 = the ordinary LR), SGDT with the log-space controller
+    (beyond the paper) the same, and each oscillation remedy of docs/methods.md (plain
+    SGD at its base LR + one hook) its lambda or threshold. A run's score is its best val
+    AP over the evaluations every --qat-iters/6 iterations; its test AP is that of the
+    best-val checkpoint. Every choice is made on val; every reported number is on test.
+ 4. Edge: if SGD's best LR is at an end of the grid, the grid is extended one step (x3)
+    beyond that end for every method alike, once.
+ 5. Seeds: each method at its selected value, --seeds (paired by seed: same FP start,
+    same data order), plus up to --max-seeds when a paired difference's 95% CI straddles
+    zero by a small margin.
+ 6. Report (--out): light_study.md / .json (per bit-width: mean ± std test AP, paired
+    difference to the best plain optimizer with its 95% CI, wins per seed, TR tracking
+    error), light_val_curves.png (the best SGD run's val AP per evaluation: has it
+    stopped improving?), light_tracking.png (K/R of every SGDT/AdamT run) and
+    light_mechanism.png (W2A2 SGD vs SGDT: latent vs quantized step size, TR and target,
+    oscillating fraction per layer kind, latent distances to transition points).
+The total wall time is printed at the end.
+
+Budget (2 cores, about 4 hours): SGD and SGDT at W4A4, W3A3 and W2A2; Adam, AdamT, the
+log-space controller and the four remedies at W2A2 only (--adam-bits, --remedy-bits,
+--log-controller-bits widen that); 450 QAT iterations at 160 px. That is 1 FP run and
+78 QAT runs (4 grid points + 2 more seeds each), plus any grid-edge and extra-seed runs.
+"""
+import argparse
+import json
+import math
+import os
+import os.path as osp
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
+from accuracy import Run, execute, study_wall_minutes  # noqa: E402
+from mmtrs.utils.scalars import COCO_BBOX_METRICS, read_scalars  # noqa: E402
+
+FP_CFG = 'configs/demo/retinanet_mbv2_fp_demo.py'
+QAT_CFG = 'configs/demo/retinanet_mbv2_w{b}a{b}_{opt}_demo.py'
+REF_QAT_ITERS = 600        # the light configs' schedule (retinanet_mbv2_fp_ft_demo.py)
+REF_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=10)  # of those 600
+
+# method -> (config optimizer, knob, base value, label); knob 'lr' = optimizer LR,
+# 'r0' = auto_target_scale, 'hook:<arg>' = the remedy hook's argument
+METHODS = {
+    'sgd': ('sgd', 'lr', 3e-3, 'SGD'),
+    'adam': ('adam', 'lr', 1e-4, 'Adam'),
+    'trs': ('trs', 'r0', 1.0, 'SGDT'),
+    'adamt': ('adamt', 'r0', 1.0, 'AdamT'),
+    'trs_log': ('trs', 'r0', 1.0, 'SGDT, log controller (beyond the paper)'),
+    # the seeds' oscillation remedies on plain SGD at its base LR (docs/methods.md)
+    'oscfreeze': ('sgd', 'hook:threshold_end', 0.01, 'SGD + oscillation freezing'),
+    'dampen': ('sgd', 'hook:lambda_max', 0.1, 'SGD + oscillation dampening'),
+    'lts': ('sgd', 'hook:tau_max', 0.05, 'SGD + LTS freezing'),
+    'obr': ('sgd', 'hook:lambda_max', 0.01, 'SGD + bin regularization (OBR)'),
+}
+PLAIN = ('sgd', 'adam')
+REMEDY_HOOKS = {
+    'oscfreeze': "dict(type='OscillationFreezingHook', momentum=0.01, start=0.25, "
+                 "threshold_start={v10}, threshold_end={v}, max_bits=4)",
+    'dampen': "dict(type='OscillationDampeningHook', lambda_max={v}, start=0.25)",
+    'lts': "dict(type='LTSFreezingHook', momentum=0.99, warmup=0.2, tau_schedule='linear', "
+           "tau_max={v}, max_bits=4)",
+    'obr': "dict(type='BinRegularizationHook', lambda_max={v}, start=0.25)",
+}
+# two-sided 95% Student t quantiles by degrees of freedom
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+       9: 2.262, 10: 2.228}
+
+
+def data_options(root, size):
+    root = root.rstrip('/') + '/'
+    opts = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.append(f'{loader}.dataset.data_root={root}')
+    opts += [f'val_evaluator.ann_file={root}annotations/instances_val.json',
+             f'test_evaluator.ann_file={root}annotations/instances_test.json',
+             f'train_dataloader.dataset.pipeline.2.scale=({size},{size})',
+             f'val_dataloader.dataset.pipeline.1.scale=({size},{size})',
+             f'test_dataloader.dataset.pipeline.1.scale=({size},{size})']
+    return opts
+
+
+def remedy_config(work_dir, method, bits, value):
+    """A config inheriting the light SGD config with the remedy's hook (by inheritance,
+    written once per knob value)."""
+    path = osp.join(work_dir, 'configs', f'mbv2_w{bits}a{bits}_{method}_{value:.6g}.py')
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    hook = REMEDY_HOOKS[method].format(v=value, v10=min(1.0, 10 * value))
+    tracking = '' if method == 'oscfreeze' else \
+        "    dict(type='OscillationTrackingHook', momentum=0.01),\n"
+    text = (f"_base_ = ['{ROOT}/{QAT_CFG.format(b=bits, opt='sgd')}']\n"
+            'custom_hooks = [\n'
+            "    dict(type='FiniteLossHook'),\n"
+            "    dict(type='TransitionRateHook', interval=50, momentum=0.9),\n"
+            f'{tracking}    {hook},\n'
+            "    dict(type='EffectiveStepSizeHook', interval=10),\n]\n")
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+class LightRun(Run):
+    """tools/train.py (resumed if interrupted), then tools/test.py on the best-val
+    checkpoint, then `result.json`; all inside one `_run` subprocess of this script."""
+
+    def __init__(self, method, bits, mult, seed, cfg, work_dir, options, needs=None,
+                 exclusive=False, evaluate_best=True):
+        label = 'FP' if method == 'fp' else f'W{bits}A{bits} {METHODS[method][3]}'
+        super().__init__(label, seed, cfg, work_dir, options, needs, exclusive)
+        self.method, self.bits, self.mult = method, bits, mult
+        self.evaluate_best = evaluate_best
+
+    def done(self):
+        return osp.isfile(osp.join(self.work_dir, 'result.json'))
+
+    def result(self):
+        with open(osp.join(self.work_dir, 'result.json')) as f:
+            return json.load(f)
+
+    def checkpoint(self):
+        return self.result()['checkpoint']
+
+    def start(self, threads):
+        opts = [f'randomness.seed={self.seed}'] + self.options
+        if self.needs is not None:
+            opts.append(f'load_from={self.needs.checkpoint()}')
+        os.makedirs(self.work_dir, exist_ok=True)
+        spec = dict(cfg=self.cfg, work_dir=self.work_dir, options=opts,
+                    evaluate_best=self.evaluate_best)
+        spec_file = osp.join(self.work_dir, 'spec.json')
+        with open(spec_file, 'w') as f:
+            json.dump(spec, f, indent=1)
+        cmd = [sys.executable, osp.abspath(__file__), '_run', spec_file]
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.log = open(osp.join(self.work_dir, 'study_stdout.log'), 'a')
+        self.start_time = time.time()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+
+def _copypaste(text):
+    lines = [ln for ln in text.splitlines() if 'bbox_mAP_copypaste' in ln]
+    if not lines and 'results of the whole dataset is empty' in text:
+        # no detection above the score threshold: CocoMetric scores nothing, AP is 0
+        return {name: 0.0 for name, _ in COCO_BBOX_METRICS}
+    line = lines[-1]
+    vals = [float(v) for v in line.split('bbox_mAP_copypaste:')[1].split()]
+    return {name: v * 100 for (name, _), v in zip(COCO_BBOX_METRICS, vals)}
+
+
+def run_one(spec_file):
+    """The `_run` subcommand: train, test the best-val checkpoint, write result.json."""
+    spec = json.load(open(spec_file))
+    wd, t0 = spec['work_dir'], time.time()
+    cmd = [sys.executable, 'tools/train.py', spec['cfg'], '--work-dir', wd]
+    if osp.isfile(osp.join(wd, 'last_checkpoint')):
+        cmd.append('--resume')  # an interrupted run continues (TR state included)
+    print(' '.join(shlex.quote(c) for c in cmd + ['--cfg-options'] + spec['options']),
+          flush=True)
+    subprocess.run(cmd + ['--cfg-options'] + spec['options'], cwd=ROOT, check=True)
+    records = read_scalars(wd)
+    val = [(r.get('step', r.get('iter')), r['coco/bbox_mAP'] * 100) for r in records
+           if 'coco/bbox_mAP' in r]
+    last = open(osp.join(wd, 'last_checkpoint')).read().strip()
+    best = [f for f in os.listdir(wd) if f.startswith('best_coco_bbox_mAP') and
+            f.endswith('.pth')]
+    ckpt = osp.join(wd, best[0]) if spec['evaluate_best'] and best else last
+    test_opts = [o for o in spec['options']
+                 if o.startswith(('test_dataloader', 'test_evaluator', 'model.test_cfg'))]
+    out = subprocess.run([sys.executable, 'tools/test.py', spec['cfg'], ckpt, '--work-dir',
+                          osp.join(wd, 'test'), '--cfg-options'] + test_opts, cwd=ROOT,
+                         check=True, capture_output=True, text=True)
+    tr = [r for r in records if 'tr/running_rate' in r]
+    result = dict(val=val, best_val=max((v for _, v in val), default=float('nan')),
+                  best_iter=max(val, key=lambda x: x[1])[0] if val else None,
+                  test=_copypaste(out.stdout + out.stderr), checkpoint=ckpt,
+                  last_checkpoint=last, seconds=time.time() - t0,
+                  tr=[dict(iter=r['iter'], K=r['tr/running_rate'], R=r.get('tr/target'),
+                           U=r.get('tr/talr'), err=r.get('tr/tracking_error'),
+                           lr=r.get('lr')) for r in tr])
+    with open(osp.join(wd, 'result.json'), 'w') as f:
+        json.dump(result, f)
+
+
+# ---- planning ------------------------------------------------------------------------
+
+def qat_options(method, value, iters, smoke):
+    opt, knob, _, _ = METHODS[method]
+    val_every = max(1, iters // 6)
+    n_sched = 2 if opt in ('trs', 'adamt') else 1
+    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={val_every}',
+            f'default_hooks.checkpoint.interval={val_every}',
+            'default_hooks.checkpoint.max_keep_ckpts=1']
+    for i in range(n_sched):
+        opts += [f'param_scheduler.{i}.end={iters}', f'param_scheduler.{i}.T_max={iters}']
+    if n_sched == 2:  # R^0 measurement / eta windows keep their share of the run
+        for k, v in REF_TRS_ITERS.items():
+            n = 1 if smoke else max(1, round(v * iters / REF_QAT_ITERS))
+            opts.append(f'optim_wrapper.{k}={n}')
+    if knob == 'lr':
+        opts.append(f'optim_wrapper.optimizer.lr={value:.6g}')
+    elif knob == 'r0':
+        opts.append(f'optim_wrapper.auto_target_scale={value:.6g}')
+    if method == 'trs_log':
+        opts.append("optim_wrapper.controller=log")
+    if smoke:  # 2 iterations cannot lift scores above 0.05: keep every detection
+        opts.append('model.test_cfg.score_thr=0.0')
+    return opts
+
+
+def make_run(args, method, bits, mult, seed, fp):
+    opt, knob, base, _ = METHODS[method]
+    value = base * mult
+    wd = osp.join(args.work_dir, f'w{bits}a{bits}', method, f'x{mult:.4g}', f'seed{seed}')
+    if knob.startswith('hook:'):
+        cfg = remedy_config(args.work_dir, method, bits, value)
+    else:
+        cfg = QAT_CFG.format(b=bits, opt=opt)
+    opts = data_options(args.data, args.size) + qat_options(method, value, args.qat_iters,
+                                                            args.smoke)
+    if args.smoke:
+        opts += ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+                 'test_dataloader.batch_size=2']
+    return LightRun(method, bits, mult, seed, cfg, wd, opts, needs=fp)
+
+
+def fp_run(args):
+    it = args.fp_iters
+    opts = data_options(args.data, args.size) + [
+        f'train_cfg.max_iters={it}', f'train_cfg.val_interval={it}',
+        f'default_hooks.checkpoint.interval={it}', f'param_scheduler.1.end={it}',
+        f'param_scheduler.1.T_max={it}', f'param_scheduler.0.end={min(100, it)}']
+    if args.smoke:
+        opts += ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+                 'test_dataloader.batch_size=2', 'model.test_cfg.score_thr=0.0']
+    return LightRun('fp', None, 1, args.seeds[0], FP_CFG,
+                    osp.join(args.work_dir, f'fp_{it}it'), opts, exclusive=True,
+                    evaluate_best=False)
+
+
+def select(runs, method, bits):
+    """The grid point with the best val AP (seed 0 of the grid)."""
+    cands = [r for r in runs if r.method == method and r.bits == bits and r.done()
+             and r.seed == runs[0].seed]
+    return max(cands, key=lambda r: r.result()['best_val']).mult if cands else None
+
+
+# ---- statistics and report ------------------------------------------------------------
+
+def paired(a_runs, b_runs):
+    """Paired test-AP differences b - a by seed: (mean, ci half-width, wins, n)."""
+    a = {r.seed: r.result()['test']['AP'] for r in a_runs if r.done()}
+    b = {r.seed: r.result()['test']['AP'] for r in b_runs if r.done()}
+    d = [b[s] - a[s] for s in sorted(set(a) & set(b))]
+    if not d:
+        return None
+    mean = statistics.mean(d)
+    half = T95.get(len(d) - 1, 1.96) * statistics.stdev(d) / math.sqrt(len(d)) \
+        if len(d) > 1 else float('nan')
+    return mean, half, sum(x > 0 for x in d), len(d)
+
+
+def tracking(run):
+    """Mean |K-R|/R over the controlled part of the run (measurement done, R > 0, up to
+    90% of it) and the late-run value (60-90%)."""
+    rows = [t for t in run.result()['tr'] if t['err'] is not None]
+    if not rows:
+        return None
+    n = max(t['iter'] for t in run.result()['tr'])
+    mid = [t['err'] for t in rows if t['iter'] <= 0.9 * n]
+    late = [t['err'] for t in rows if 0.6 * n <= t['iter'] <= 0.9 * n]
+    return (statistics.mean(mid) if mid else float('nan'),
+            statistics.mean(late) if late else float('nan'))
+
+
+def report(args, runs, fp, selected, minutes):
+    lines = ['# Light-model study (issue 15): RetinaNet-MobileNetV2 0.5x, synthetic set', '',
+             f'Generated by `python benchmarks/light_study.py {" ".join(sys.argv[1:])}` '
+             f'({minutes:.0f} min this invocation; {os.cpu_count()} cores, {args.jobs} runs '
+             f'at a time). {args.size} px, QAT {args.qat_iters} iterations, grid x'
+             f'{{{", ".join(f"{g:g}" for g in args.grid)}}} of each method\'s base knob, '
+             'chosen on val; every AP below is COCO bbox AP (%) on the held-out test split.',
+             '']
+    if fp.done():
+        lines += [f'FP start point (test AP): {fp.result()["test"]["AP"]:.2f}', '']
+    out = dict(selected={}, rows=[])
+    for bits in args.bits:
+        sel = {m: selected.get((m, bits)) for m in args.methods}
+        at = {m: [r for r in runs if r.method == m and r.bits == bits and r.mult == sel[m]
+                  and r.done()] for m in args.methods if sel[m] is not None}
+        plain = [m for m in PLAIN if m in at and at[m]]
+        if not plain:
+            continue
+        ref = max(plain, key=lambda m: statistics.mean(r.result()['best_val']
+                                                        for r in at[m]))
+        lines += [f'## W{bits}A{bits}', '',
+                  f'Best plain optimizer on val: {METHODS[ref][3]}.', '',
+                  '| method | knob (x base) | seeds | val AP | test AP mean ± std | '
+                  f'test AP - {METHODS[ref][3]} (95% CI) | wins | tracking error mean / late |',
+                  '|---|---|---|---|---|---|---|---|']
+        for m, rs in at.items():
+            test = [r.result()['test']['AP'] for r in rs]
+            val = statistics.mean(r.result()['best_val'] for r in rs)
+            std = statistics.stdev(test) if len(test) > 1 else 0.0
+            p = paired(at[ref], rs) if m != ref else None
+            diff = (f'{p[0]:+.2f} ± {p[1]:.2f}' if p else '-')
+            wins = f'{p[2]}/{p[3]}' if p else '-'
+            trk = [tracking(r) for r in rs]
+            trk = [t for t in trk if t]
+            trk_s = (f'{statistics.mean(t[0] for t in trk):.2f} / '
+                     f'{statistics.mean(t[1] for t in trk):.2f}' if trk else '-')
+            _, knob, base, label = METHODS[m]
+            lines.append(f'| {label} | {knob} {base * sel[m]:.3g} (x{sel[m]:g}) | '
+                         f'{len(rs)} | {val:.2f} | {statistics.mean(test):.2f} ± {std:.2f} | '
+                         f'{diff} | {wins} | {trk_s} |')
+            out['rows'].append(dict(bits=bits, method=m, mult=sel[m], seeds=len(rs),
+                                    test=test, val=val, paired=p, tracking=trk))
+        lines += ['', 'Grid (seed 0, best val AP):', '',
+                  '| method | ' + ' | '.join(f'x{g:g}' for g in sorted(
+                      {r.mult for r in runs if r.bits == bits})) + ' |']
+        mults = sorted({r.mult for r in runs if r.bits == bits})
+        lines.append('|---|' + '---|' * len(mults))
+        for m in args.methods:
+            cells = []
+            for g in mults:
+                r = [x for x in runs if x.method == m and x.bits == bits and x.mult == g
+                     and x.seed == args.seeds[0] and x.done()]
+                cells.append(f'{r[0].result()["best_val"]:.2f}' if r else '-')
+            lines.append(f'| {METHODS[m][3]} | ' + ' | '.join(cells) + ' |')
+        lines.append('')
+        out['selected'][f'w{bits}a{bits}'] = sel
+    os.makedirs(args.out, exist_ok=True)
+    prefix = osp.join(args.out, 'light_study' + ('_smoke' if args.smoke else ''))
+    with open(prefix + '.md', 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with open(prefix + '.json', 'w') as f:
+        json.dump(out, f, indent=1)
+    plots(args, runs, selected, prefix)
+    print('\n'.join(lines))
+
+
+def plots(args, runs, selected, prefix):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    s0 = args.seeds[0]
+
+    def pick(method, bits):
+        m = selected.get((method, bits))
+        r = [x for x in runs if x.method == method and x.bits == bits and x.mult == m
+             and x.seed == s0 and x.done()]
+        return r[0] if r else None
+
+    # val AP curve of the best SGD run per bit-width
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for bits in args.bits:
+        r = pick('sgd', bits)
+        if r:
+            it, ap = zip(*r.result()['val'])
+            ax.plot(it, ap, marker='o', label=f'W{bits}A{bits} SGD x{r.mult:g}')
+    ax.set_xlabel('iteration'), ax.set_ylabel('val AP (%)'), ax.legend()
+    fig.tight_layout(), fig.savefig(prefix + '_val_curves.png', dpi=100), plt.close(fig)
+    # K/R tracking of every SGDT/AdamT run at the selected settings
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for r in runs:
+        if r.method in ('trs', 'adamt', 'trs_log') and r.done() and \
+                r.mult == selected.get((r.method, r.bits)):
+            t = [x for x in r.result()['tr'] if x['err'] is not None]
+            if t:
+                ax.plot([x['iter'] for x in t], [x['err'] for x in t], lw=0.8,
+                        label=f'W{r.bits}A{r.bits} {r.method} s{r.seed}')
+    ax.set_yscale('log'), ax.set_xlabel('iteration'), ax.set_ylabel('|K - R| / R')
+    ax.legend(fontsize=6), fig.tight_layout()
+    fig.savefig(prefix + '_tracking.png', dpi=100), plt.close(fig)
+    # mechanism at the lowest bit-width: SGD vs SGDT
+    bits = min(args.bits)
+    pair = [(m, pick(m, bits)) for m in ('sgd', 'trs')]
+    pair = [(m, r) for m, r in pair if r is not None]
+    if not pair:
+        return
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    for m, r in pair:
+        recs = read_scalars(r.work_dir)
+        st = [x for x in recs if 'step/latent' in x]
+        if st:
+            it = [x['iter'] for x in st]
+            axes[0].plot(it, [x['step/latent'] for x in st], label=f'{m} latent')
+            axes[0].plot(it, [x['step/quantized'] for x in st], '--', label=f'{m} quantized')
+        tr = [x for x in recs if 'tr/running_rate' in x]
+        axes[1].plot([x['iter'] for x in tr], [x['tr/running_rate'] for x in tr],
+                     label=f'{m} K')
+        tg = [x for x in tr if 'tr/target' in x]
+        if tg:
+            axes[1].plot([x['iter'] for x in tg], [x['tr/target'] for x in tg], ':',
+                         label=f'{m} R')
+        for kind in ('depthwise', 'pointwise', 'other'):
+            osc = [x for x in recs if f'osc/oscillating_{kind}' in x]
+            if osc:
+                axes[2].plot([x['iter'] for x in osc],
+                             [x[f'osc/oscillating_{kind}'] for x in osc], label=f'{m} {kind}')
+        near = osp.join(r.work_dir, 'latent_near_transition.json')
+        if osp.isfile(near):
+            h = json.load(open(near))
+            centers = [(a + b) / 2 for a, b in zip(h['edges'][:-1], h['edges'][1:])]
+            for kind, frac in h['fraction'].items():
+                if frac:
+                    axes[3].plot(centers, frac, label=f'{m} {kind}')
+    titles = ('step size (levels): latent vs quantized', 'TR K and target R',
+              'oscillating fraction by layer kind', 'latent distance to transition (end)')
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize=9), ax.legend(fontsize=6)
+    axes[0].set_yscale('log'), axes[1].set_yscale('log')
+    fig.tight_layout(), fig.savefig(prefix + '_mechanism.png', dpi=100), plt.close(fig)
+
+
+# ---- main -----------------------------------------------------------------------------
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--bits', default='4,3,2')
+    p.add_argument('--methods', default='sgd,adam,trs,adamt,trs_log,oscfreeze,dampen,lts,obr')
+    p.add_argument('--log-controller-bits', default='2',
+                   help='bit-widths that get the log-controller row (budget)')
+    p.add_argument('--adam-bits', default='2',
+                   help='bit-widths that get the Adam / AdamT rows (budget; 4,3,2 = all)')
+    p.add_argument('--remedy-bits', default='2',
+                   help='bit-widths that get the oscillation-remedy rows (budget)')
+    p.add_argument('--grid', default='0.3333333,1,3,9', help="multiples of each knob's base")
+    p.add_argument('--seeds', default='0,1,2')
+    p.add_argument('--max-seeds', type=int, default=5)
+    p.add_argument('--qat-iters', type=int, default=450,
+                   help='3x the R18 study; the light configs themselves run 600')
+    p.add_argument('--fp-iters', type=int, default=1500)
+    p.add_argument('--size', type=int, default=160)
+    p.add_argument('--num-train', type=int, default=400)
+    p.add_argument('--num-val', type=int, default=100)
+    p.add_argument('--num-test', type=int, default=200)
+    p.add_argument('--jobs', type=int, default=2)
+    p.add_argument('--data', default=None, help='default: <work-dir>/synthetic_coco_<size>')
+    p.add_argument('--work-dir', default='work_dirs/light_study')
+    p.add_argument('--out', default='docs/results')
+    p.add_argument('--smoke', action='store_true',
+                   help='2 iterations, 1 seed, 1 grid point, W2A2 only, 64 px, tiny data, '
+                        'report under the work dir: a check that the pipeline runs end to '
+                        'end (its numbers are meaningless)')
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.qat_iters, args.fp_iters, args.size = 2, 2, 64
+        args.num_train, args.num_val, args.num_test = 8, 4, 4
+        args.grid, args.seeds, args.max_seeds = '1', '0', 1
+        if args.bits == '4,3,2':
+            args.bits = '2'  # every method runs at W2A2 (remedies, log controller too)
+        if args.work_dir == 'work_dirs/light_study':
+            args.work_dir = 'work_dirs/light_study_smoke'
+        if args.out == 'docs/results':  # smoke numbers are meaningless: not in docs/
+            args.out = osp.join(args.work_dir, 'report')
+    args.bits = [int(b) for b in args.bits.split(',')]
+    args.methods = [m for m in args.methods.split(',') if m]
+    bad = [m for m in args.methods if m not in METHODS]
+    if bad:
+        p.error(f'unknown --methods {bad}; choose from {list(METHODS)}')
+    args.log_bits = [int(b) for b in args.log_controller_bits.split(',') if b]
+    args.remedy_bits = [int(b) for b in args.remedy_bits.split(',') if b]
+    args.adam_bits = [int(b) for b in args.adam_bits.split(',') if b]
+    args.grid = [float(g) for g in args.grid.split(',')]
+    args.seeds = [int(s) for s in args.seeds.split(',')]
+    args.data = args.data or osp.join(args.work_dir, f'synthetic_coco_{args.size}')
+    return args
+
+
+def methods_at(args, bits):
+    out = []
+    for m in args.methods:
+        if m == 'trs_log' and bits not in args.log_bits:
+            continue
+        if m in REMEDY_HOOKS and bits not in args.remedy_bits:
+            continue
+        if m in ('adam', 'adamt') and bits not in args.adam_bits:
+            continue
+        out.append(m)
+    return out
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == '_run':
+        return run_one(sys.argv[2])
+    args = parse()
+    os.chdir(ROOT)
+    t0 = time.time()
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    if not osp.isfile(osp.join(args.data, 'annotations', 'instances_test.json')):
+        from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+        make_synthetic_coco(args.data, num_train=args.num_train, num_val=args.num_val,
+                            num_test=args.num_test, img_size=args.size, seed=0,
+                            progress=False)
+    fp = fp_run(args)
+    execute([fp], 1, threads * args.jobs, False)
+    s0 = args.seeds[0]
+    runs = [make_run(args, m, b, g, s0, fp) for b in args.bits for m in methods_at(args, b)
+            for g in args.grid]
+    execute(runs, args.jobs, threads, False)
+    # SGD's best LR at an end of the grid: one more step beyond it, every method alike
+    for b in args.bits:
+        best = select(runs, 'sgd', b)
+        if len(args.grid) > 1 and best in (min(args.grid), max(args.grid)):
+            g = best * 3 if best == max(args.grid) else best / 3
+            print(f'W{b}A{b}: SGD best at the grid edge x{best:g}: adding x{g:g} for '
+                  'every method', flush=True)
+            more = [make_run(args, m, b, g, s0, fp) for m in methods_at(args, b)]
+            execute(more, args.jobs, threads, False)
+            runs += more
+    selected = {(m, b): select(runs, m, b) for b in args.bits for m in methods_at(args, b)}
+    seeded = [make_run(args, m, b, selected[(m, b)], s, fp) for b in args.bits
+              for m in methods_at(args, b) for s in args.seeds[1:]]
+    execute(seeded, args.jobs, threads, False)
+    runs += seeded
+    # more seeds where a paired CI straddles zero by a small margin (method and reference)
+    for n in range(len(args.seeds), args.max_seeds):
+        extra = []
+        for b in args.bits:
+            ms = methods_at(args, b)
+            at = {m: [r for r in runs if r.method == m and r.bits == b and
+                      r.mult == selected[(m, b)]] for m in ms}
+            ref = max((m for m in PLAIN if m in ms),
+                      key=lambda m: statistics.mean(r.result()['best_val'] for r in at[m]))
+            for m in ms:
+                p = paired(at[ref], at[m]) if m != ref else None
+                if p and p[3] == n and abs(p[0]) < p[1] < 2 * abs(p[0]):
+                    extra += [make_run(args, x, b, selected[(x, b)], n, fp)
+                              for x in (m, ref)]
+        extra = list({r.work_dir: r for r in extra}.values())
+        if not extra:
+            break
+        execute(extra, args.jobs, threads, False)
+        runs += extra
+    minutes = (time.time() - t0) / 60
+    report(args, runs, fp, selected, minutes)
+    wall = study_wall_minutes(runs) or 0.0
+    print(f'\nlight study: {minutes:.1f} min this invocation ({wall:.1f} min from the first '
+          f'run start to the last run end, {len(runs) + 1} runs)')
+
+
+if __name__ == '__main__':
+    main()
