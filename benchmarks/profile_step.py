@@ -64,8 +64,10 @@ def main():
           f'{args.steps} profiled steps, torch threads {torch.get_num_threads()}')
     print(f'{"op":<44}' + ''.join(f'{n:>22}' for n in names))
     for k in rows[:args.top]:
-        cells = ''.join(f'{prof[n].get(k, (0, 0))[0] / 1000:>12.2f} ({prof[n].get(k, (0, 0))[1]:>6.0f})'
-                        for n in names)
+        cells = ''
+        for n in names:
+            ms, calls = prof[n].get(k, (0, 0))
+            cells += f'{ms / 1000:>12.2f} ({calls:>6.0f})'
         print(f'{k[:44]:<44}{cells}')
     totals = ''.join(f'{sum(v[0] for v in prof[n].values()) / 1000:>21.1f} ' for n in names)
     print(f'{"total self CPU (all ops)":<44}{totals}')
