@@ -27,10 +27,9 @@ def build(cfg_path, widen=None):
     register_all_modules()
     cfg = Config.fromfile(osp.join(ROOT, cfg_path))
     if widen is not None:
-        from mmdet.models.backbones import MobileNetV2
         from mmdet.models.utils import make_divisible
         cfg.model.backbone.widen_factor = widen
-        del MobileNetV2
+        # FPN inputs: stage 2 and stage 4 channels (x widen), conv2 stays 1280
         chans = [make_divisible(32 * widen, 8), make_divisible(96 * widen, 8), 1280]
         cfg.model.neck.in_channels = chans
     torch.manual_seed(0)
