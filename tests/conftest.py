@@ -55,6 +55,37 @@ def run_tool(args, timeout=600, check=True, env=None):
     return proc
 
 
+def kill_after_checkpoint(args, work_dir, ckpt='iter_3.pth', timeout=400):
+    """Start `tools/train.py args` and SIGKILL it right after `ckpt` is complete
+    (MMEngine writes `last_checkpoint` only then), as a crash would."""
+    import signal
+    import time
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = osp.join(work_dir, 'last_checkpoint')
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if osp.isfile(marker) and open(marker).read().strip().endswith(ckpt):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, 'run ended before it could be killed'
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def load_without_warnings(model, ckpt):
+    """MMEngine's load_checkpoint, strict; returns the warnings it logged (missing or
+    unexpected keys), which should be none."""
+    from mmengine.logging import MMLogger
+    from mmengine.runner.checkpoint import load_checkpoint
+    logger = MMLogger.get_instance('mmtrs_test_load')
+    messages = []
+    logger.warning = lambda msg, *a, **k: messages.append(msg)
+    load_checkpoint(model, str(ckpt), strict=True, logger=logger)
+    return messages
+
+
 def scalars(work_dir):
     from mmtrs.utils import read_scalars
     records = read_scalars(work_dir)

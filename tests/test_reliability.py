@@ -2,17 +2,16 @@
 import glob
 import os
 import os.path as osp
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from mmtrs.utils import load_checkpoint_file
 
-from conftest import ROOT, TRS_CFG, TRS_OPTS, data_options, run_tool, short_run
+from conftest import (ROOT, TRS_CFG, TRS_OPTS, data_options, kill_after_checkpoint, run_tool,
+                      short_run)
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tiny_coco, fp_ckpt, trs_run, tmp_path):
@@ -23,18 +22,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_coco, fp_ckpt, trs_run, 
             *data_options(tiny_coco), *short_run(6, 3), f'load_from={fp_ckpt}', *TRS_OPTS,
             # slow the run down so the kill lands between the two checkpoints
             'train_dataloader.batch_size=8']
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    marker = osp.join(wd, 'last_checkpoint')
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if osp.isfile(marker) and open(marker).read().strip().endswith('iter_3.pth'):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, 'run ended before it could be killed'
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(args, wd)
     assert not osp.exists(osp.join(wd, 'iter_6.pth'))
     # a checkpoint cut off mid-write must not be picked up by --resume
     with open(osp.join(wd, 'iter_5.pth'), 'wb') as f:

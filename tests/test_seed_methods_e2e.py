@@ -5,17 +5,16 @@ import glob
 import math
 import os
 import os.path as osp
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from mmtrs.utils import load_checkpoint_file
 
-from conftest import ROOT, TRS_OPTS, data_options, run_tool, scalars, short_run
+from conftest import (ROOT, TRS_OPTS, data_options, kill_after_checkpoint, run_tool, scalars,
+                      short_run)
 
 DEMO = 'configs/demo/retinanet_r18_w4a4_{}_demo.py'
 # custom_hooks: 0 FiniteLossHook, 1 TransitionRateHook, 2 tracking/freezing, 3 method.
@@ -66,20 +65,8 @@ def test_sigkill_resume_with_freezing_is_bit_identical(tiny_coco, fp_ckpt, tmp_p
     cfg = DEMO.format('trs_lts')
     opts = [*TRS_OPTS, *FAST['lts'], 'train_dataloader.batch_size=8']
     killed = str(tmp_path / 'killed')
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
-    proc = subprocess.Popen([sys.executable] + _run([cfg], tiny_coco, killed,
-                                                    [f'load_from={fp_ckpt}', *opts]),
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    marker = osp.join(killed, 'last_checkpoint')
-    deadline = time.time() + 400
-    while time.time() < deadline and proc.poll() is None:
-        if osp.isfile(marker) and open(marker).read().strip().endswith('iter_3.pth'):
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, 'run ended before it could be killed'
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_after_checkpoint(_run([cfg], tiny_coco, killed, [f'load_from={fp_ckpt}', *opts]),
+                          killed)
     run_tool(_run([cfg, '--resume'], tiny_coco, killed, opts))
     ref = str(tmp_path / 'ref')
     run_tool(_run([cfg], tiny_coco, ref, [f'load_from={fp_ckpt}', *opts]))
