@@ -19,6 +19,7 @@ from ..quant.policy import quantized_layers
 from ..utils.config_schema import (LTS_FREEZING_HOOK_SCHEMA, OSC_FREEZING_HOOK_SCHEMA,
                                    OSC_TRACKING_HOOK_SCHEMA, PER_WEIGHT_HOOK_SCHEMA)
 from .oscillation import LTSState, OscillationState, cosine_anneal, layer_kind, lts_tau
+from .rank_check import check_ranks_agree
 from .weight_freezing import attach_freezer, detach_freezer
 
 KINDS = ('depthwise', 'pointwise', 'other')
@@ -126,15 +127,10 @@ class _PerWeightStateHook(Hook):
         for state in self.states.values():
             sums += [float(t.double().sum()) for t in state.state_dict().values()
                      if isinstance(t, torch.Tensor)]
-        mine = torch.tensor(sums, dtype=torch.float64)
-        gathered = dist.all_gather(mine)
-        for rank, other in enumerate(gathered):
-            if not torch.equal(other, gathered[0]):
-                raise RuntimeError(f'{type(self).__name__}: per-weight state (frozen masks) '
-                                   f'differs between rank 0 and rank {rank} at iteration '
-                                   f'{runner.iter + 1}.')
+        world = check_ranks_agree(sums, f'{type(self).__name__}: per-weight state and '
+                                  'frozen masks', runner.iter + 1)
         if not self._ranks_agreed:
-            runner.logger.info(f'{type(self).__name__}: all {len(gathered)} ranks hold '
+            runner.logger.info(f'{type(self).__name__}: all {world} ranks hold '
                                'identical per-weight state and frozen masks (checked every '
                                f'{self.interval} iterations)')
             self._ranks_agreed = True

@@ -7,6 +7,7 @@ from mmengine.registry import HOOKS
 
 from ..quant.policy import quantized_layers
 from ..utils.config_schema import TR_HOOK_SCHEMA
+from .rank_check import check_ranks_agree
 from .transition_counter import TransitionCounter
 from .trs_optim_wrapper import TransitionRateSchedulingMixin
 
@@ -107,16 +108,9 @@ class TransitionRateHook(Hook):
         else:
             state = [self._k, self._K, 0.0]
         state += [float(m.weight.double().sum()) for m in self._counter.layers]
-        mine = torch.tensor(state, dtype=torch.float64).nan_to_num(-1.0)
-        gathered = dist.all_gather(mine)
-        for rank, other in enumerate(gathered):
-            if not torch.equal(other, gathered[0]):
-                raise RuntimeError(
-                    f'TR state or quantized weights differ between rank 0 and rank {rank} '
-                    f'at iteration {runner.iter + 1}: {gathered[0][:3].tolist()} vs '
-                    f'{other[:3].tolist()}. Multi-process training must keep them equal.')
+        world = check_ranks_agree(state, 'TR state or quantized weights', runner.iter + 1)
         if not self._ranks_agreed:
-            runner.logger.info(f'TransitionRateHook: all {len(gathered)} ranks hold the same '
+            runner.logger.info(f'TransitionRateHook: all {world} ranks hold the same '
                                'TR state and quantized weights (checked every '
                                f'{self.interval} iterations)')
             self._ranks_agreed = True
