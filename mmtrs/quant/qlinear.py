@@ -6,16 +6,15 @@ the same attributes (`weight_quantizer`, `act_quantizer`, `post_scale`,
 `denorm_factor()`), so the TR counter, TR scheduling, resume and every other tool that
 works on quantized layers treats both alike (`mmtrs.quant.quantized_layers`).
 """
-import torch
 from torch import nn
 from torch.nn import functional as F
 from mmdet.registry import MODELS
 
-from .quantizer import Quantizer
+from .quantized_layer import QuantizedLayerMixin
 
 
 @MODELS.register_module()
-class QLinear(nn.Linear):
+class QLinear(QuantizedLayerMixin, nn.Linear):
     """Linear layer computing on quantized weights and inputs.
 
     forward:  y = linear(x_q, w_q * s_w * s_a [* p]) + b
@@ -40,38 +39,16 @@ class QLinear(nn.Linear):
                  w_bits=4, a_bits=4, a_signed='auto', learn_weight_scale=True,
                  learn_act_scale=True, post_scale=False, init_mult=3.0, name=''):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.weight_quantizer = Quantizer(w_bits, 'weight', learn_scale=learn_weight_scale,
-                                          init_mult=init_mult, name=f'{name}.weight_quantizer')
-        self.act_quantizer = None if a_bits is None else Quantizer(
-            a_bits, 'act', signed=a_signed, learn_scale=learn_act_scale,
-            init_mult=init_mult, name=f'{name}.act_quantizer')
-        self.post_scale = nn.Parameter(torch.ones(())) if post_scale else None
+        self._init_quantizers(w_bits, a_bits, a_signed, learn_weight_scale, learn_act_scale,
+                              post_scale, init_mult, name)
 
     @classmethod
     def from_linear(cls, linear, **qkwargs):
         """Build a QLinear sharing `linear`'s weight/bias Parameters (keys unchanged)."""
         q = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
                 device=linear.weight.device, dtype=linear.weight.dtype, **qkwargs)
-        q.weight = linear.weight
-        q.bias = linear.bias
-        if not linear.weight.requires_grad:
-            # a frozen layer (e.g. Swin's frozen_stages) keeps its scales frozen too,
-            # before DDP fixes the set of parameters that get gradients (as QConv2d)
-            for quantizer in (q.weight_quantizer, q.act_quantizer):
-                if quantizer is not None:
-                    quantizer.scale.requires_grad_(False)
-        return q
-
-    def denorm_factor(self):
-        """h of Eq. 3: s_w * s_a (* learnable post-scale)."""
-        f = self.weight_quantizer.denorm_scale()
-        if self.act_quantizer is not None:
-            f = f * self.act_quantizer.denorm_scale()
-        if self.post_scale is not None:
-            f = f * self.post_scale
-        return f
+        return q._adopt(linear)
 
     def forward(self, x):
-        xq = x if self.act_quantizer is None else self.act_quantizer(x)
-        wq = self.weight_quantizer(self.weight)
-        return F.linear(xq, wq * self.denorm_factor(), self.bias)
+        xq, wq_h = self.quantized_input_and_weight(x)
+        return F.linear(xq, wq_h, self.bias)

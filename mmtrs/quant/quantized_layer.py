@@ -1,0 +1,57 @@
+"""What every quantized layer shares (QConv2d, QLinear): a weight and an activation
+quantizer of Eq. 13, the de-normalization h of Eq. 3, and adopting an FP layer's
+parameters. A layer class mixes this in before its torch base class and only says how
+it applies its quantized weight (conv, linear)."""
+import torch
+from torch import nn
+
+from .quantizer import Quantizer
+
+
+class QuantizedLayerMixin:
+    """Quantizers and de-normalization of one quantized layer.
+
+    x_q, w_q are the normalized outputs of Eq. 13 (fixed-point values in [-1, 1]).
+    Multiplying w_q by h = s_w * s_a (* p) is the de-normalization of Eq. 3: the layer
+    replaces an FP layer without changing its output scale, so FP checkpoints (and the
+    norm statistics that follow) stay valid. Where a norm layer follows, the factor is
+    irrelevant in training (scale invariance, paper Sec. 3); where none follows it is
+    required. It is applied to the (small) weight tensor, inside the weight quantizer's
+    fused pass (`out_scale`), rather than to the output: same math, less work.
+    """
+
+    def _init_quantizers(self, w_bits, a_bits, a_signed, learn_weight_scale,
+                         learn_act_scale, post_scale, init_mult, name):
+        self.weight_quantizer = Quantizer(w_bits, 'weight', learn_scale=learn_weight_scale,
+                                          init_mult=init_mult, name=f'{name}.weight_quantizer')
+        self.act_quantizer = None if a_bits is None else Quantizer(
+            a_bits, 'act', signed=a_signed, learn_scale=learn_act_scale,
+            init_mult=init_mult, name=f'{name}.act_quantizer')
+        self.post_scale = nn.Parameter(torch.ones(())) if post_scale else None
+
+    def _adopt(self, fp_layer):
+        """Share `fp_layer`'s weight/bias Parameters (state-dict keys unchanged)."""
+        self.weight = fp_layer.weight
+        self.bias = fp_layer.bias
+        if not fp_layer.weight.requires_grad:
+            # a frozen layer (e.g. ResNet/Swin frozen_stages, frozen in the backbone's
+            # __init__) keeps its scales frozen too, and before DDP wraps the model:
+            # DDP fixes the set of parameters that get gradients when it is built
+            for quantizer in (self.weight_quantizer, self.act_quantizer):
+                if quantizer is not None:
+                    quantizer.scale.requires_grad_(False)
+        return self
+
+    def denorm_factor(self):
+        """h of Eq. 3: s_w * s_a (* learnable post-scale)."""
+        f = self.weight_quantizer.denorm_scale()
+        if self.act_quantizer is not None:
+            f = f * self.act_quantizer.denorm_scale()
+        if self.post_scale is not None:
+            f = f * self.post_scale
+        return f
+
+    def quantized_input_and_weight(self, x):
+        """(x_q, w_q * h): the layer's input and weight as the layer computes with them."""
+        xq = x if self.act_quantizer is None else self.act_quantizer(x)
+        return xq, self.weight_quantizer(self.weight, out_scale=self.denorm_factor)
