@@ -227,3 +227,30 @@ def test_freezing_removes_weights_from_eq5_n():
         attach_freezer('conv', layer, by_level=True)
     detach_freezer(layer)
     assert counter.numels.tolist() == [72.0]
+
+
+METHOD_HOOK = {'oscfreeze': 'OscillationFreezingHook', 'dampen': 'OscillationDampeningHook',
+               'lts': 'LTSFreezingHook', 'obr': 'BinRegularizationHook'}
+
+
+@pytest.mark.parametrize('method', sorted(METHOD_HOOK))
+@pytest.mark.parametrize('pattern', ['configs/demo/retinanet_r18_w{b}a{b}_{m}_demo.py',
+                                     'configs/demo/retinanet_mbv2_w{b}a{b}_{m}_demo.py',
+                                     'configs/retinanet_r50_w{b}a{b}_{m}.py'])
+def test_method_configs_carry_their_hook(pattern, method):
+    """Every method config (R18 and light-model demos, COCO R50) differs from its SGD
+    twin only in custom_hooks, and those hooks build."""
+    import os.path as osp
+    from mmengine.config import Config
+    from mmengine.registry import HOOKS
+    from conftest import ROOT
+    bits = (4, 3, 2) if 'mbv2' in pattern else (4, 3)
+    for b in bits:
+        path = osp.join(ROOT, pattern.format(b=b, m=method))
+        cfg = Config.fromfile(path)
+        sgd = Config.fromfile(path.replace(f'_{method}', '_sgd'))
+        a, s = cfg.to_dict(), sgd.to_dict()
+        assert {k for k in set(a) | set(s) if a.get(k) != s.get(k)} == {'custom_hooks'}
+        assert cfg.model.quant_cfg.w_bits == b
+        types = [HOOKS.build(dict(h)).__class__.__name__ for h in cfg.custom_hooks]
+        assert METHOD_HOOK[method] in types and 'FiniteLossHook' in types

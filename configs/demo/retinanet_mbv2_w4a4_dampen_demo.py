@@ -1,0 +1,11 @@
+# The light-model W4A4 SGD demo plus oscillation dampening (Nagel et al.) (docs/methods.md);
+# everything else as retinanet_mbv2_w4a4_sgd_demo.py.
+_base_ = ['./retinanet_mbv2_w4a4_sgd_demo.py']
+
+custom_hooks = [
+    dict(type='FiniteLossHook'),
+    dict(type='TransitionRateHook', interval=50, momentum=0.9),
+    dict(type='OscillationTrackingHook', momentum=0.01),
+    dict(type='OscillationDampeningHook', lambda_max=0.1, start=0.25),
+    dict(type='EffectiveStepSizeHook', interval=10),
+]
