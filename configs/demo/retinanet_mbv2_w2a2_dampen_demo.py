@@ -1,11 +1,4 @@
-# The light-model W2A2 SGD demo plus oscillation dampening (Nagel et al.) (docs/methods.md);
-# everything else as retinanet_mbv2_w2a2_sgd_demo.py.
-_base_ = ['./retinanet_mbv2_w2a2_sgd_demo.py']
-
-custom_hooks = [
-    dict(type='FiniteLossHook'),
-    dict(type='TransitionRateHook', interval=50, momentum=0.9),
-    dict(type='OscillationTrackingHook', momentum=0.01),
-    dict(type='OscillationDampeningHook', lambda_max=0.1, start=0.25),
-    dict(type='EffectiveStepSizeHook', interval=10),
-]
+# W2A2 twin of retinanet_mbv2_w4a4_dampen_demo.py: retinanet_mbv2_w2a2_sgd_demo.py
+# plus the same hooks.
+_base_ = ['./retinanet_mbv2_w4a4_dampen_demo.py']
+model = dict(quant_cfg=dict(w_bits=2, a_bits=2))
