@@ -54,29 +54,13 @@ val_dataloader = dict(
 # The held-out test split (same distribution, disjoint images): choices are made on
 # val during training, the reported numbers come from `tools/test.py` on test.
 test_dataloader = dict(
-    batch_size=8,
-    num_workers=1,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        metainfo=metainfo,
-        ann_file='annotations/instances_test.json',
-        data_prefix=dict(img='test/'),
-        test_mode=True,
-        pipeline=test_pipeline,
-        backend_args=backend_args))
+    val_dataloader,
+    dataset=dict(val_dataloader['dataset'], ann_file='annotations/instances_test.json',
+                 data_prefix=dict(img='test/')))
 val_evaluator = dict(
     type='CocoMetric',
     ann_file=data_root + 'annotations/instances_val.json',
     metric='bbox',
     format_only=False,
     backend_args=backend_args)
-test_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root + 'annotations/instances_test.json',
-    metric='bbox',
-    format_only=False,
-    backend_args=backend_args)
+test_evaluator = dict(val_evaluator, ann_file=data_root + 'annotations/instances_test.json')
