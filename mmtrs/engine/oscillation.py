@@ -61,21 +61,23 @@ class OscillationState:
 
     def __init__(self, levels, momentum):
         self.momentum = momentum
-        self.prev = levels.to(torch.int8).clone()
+        self.prev = levels.to(torch.int8, copy=True)
         self.last_dir = torch.zeros_like(self.prev)        # sign of the last change
         self.freq = torch.zeros(levels.shape, dtype=torch.float32, device=levels.device)
         self.ema_level = None
 
     @torch.no_grad()
     def update(self, levels, track_ema_level=False):
-        x = levels.to(torch.int8)
-        direction = torch.sign(x - self.prev).to(torch.int8)  # levels differ by <= 255
+        x = levels.to(torch.int8, copy=True)
+        # int8 difference: a step moves a weight by a few levels, far from the +-127 at
+        # which it would wrap (only an 8-bit weight jumping half its range could)
+        direction = torch.sign(x - self.prev)
         changed = direction != 0
         osc = (direction * self.last_dir) == -1
         m = self.momentum
         self.freq.mul_(1 - m).add_(osc.to(self.freq.dtype), alpha=m)
         self.last_dir = torch.where(changed, direction, self.last_dir)
-        self.prev = x.clone()
+        self.prev = x
         if track_ema_level:
             if self.ema_level is None:
                 self.ema_level = x.to(torch.float32)
@@ -109,16 +111,16 @@ class LTSState:
 
     def __init__(self, levels, momentum):
         self.momentum = momentum
-        self.prev = levels.to(torch.int8).clone()
+        self.prev = levels.to(torch.int8, copy=True)
         self.dist = torch.ones(levels.shape, dtype=torch.float32, device=levels.device)
 
     @torch.no_grad()
     def update(self, normalized, levels):
-        x = levels.to(torch.int8)
+        x = levels.to(torch.int8, copy=True)
         m = self.momentum
         ema = self.dist * m + (normalized - levels.to(normalized.dtype)).abs() * (1 - m)
         self.dist = torch.where(x != self.prev, torch.ones_like(ema), ema).to(torch.float32)
-        self.prev = x.clone()
+        self.prev = x
 
     def state_dict(self):
         return dict(prev=self.prev, dist=self.dist)

@@ -174,7 +174,8 @@ def load_checkpoint_file(filename, map_location='cpu'):
     return checkpoint
 
 
-def _load_from_local(filename, map_location):
+def load_from_local(filename, map_location):
+    # (MMEngine logs "Loads checkpoint by <name[10:]> backend": the name reads "local")
     return load_checkpoint_file(filename, map_location)
 
 
@@ -182,6 +183,4 @@ def register_checkpoint_loader():
     """Make MMEngine's local-file checkpoint loads (runner resume, `load_from`,
     `load_checkpoint`, tools/test.py) go through `load_checkpoint_file`."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    # MMEngine prints "Loads checkpoint by <name[10:]> backend": keep it reading "local".
-    _load_from_local.__name__ = 'load_from_local'
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
