@@ -114,3 +114,28 @@ def test_two_processes_match_one_process_with_the_same_total_batch(tiny_coco, tm
         torch.testing.assert_close(ta[key], tb[key], rtol=1e-9, atol=0)
     for la, lb in zip(ta['prev_levels'], tb['prev_levels']):
         assert torch.equal(la, lb)
+
+
+def test_cli_shuts_the_process_group_down_before_exit(tmp_path):
+    """A tool run through run_cli leaves no process group for interpreter exit, where
+    gloo's threads can abort a finished run (CI saw SIGABRT after a 2-process run had
+    passed all its checks); also when the tool fails."""
+    import torch.distributed as dist
+    from mmtrs.apis.cli import run_cli
+
+    def one_rank_group():
+        dist.init_process_group('gloo', init_method=f'file://{tmp_path}/store{len(seen)}',
+                                rank=0, world_size=1)
+        seen.append(dist.get_backend())
+
+    seen = []
+    run_cli(one_rank_group)
+    assert seen == ['gloo'] and not dist.is_initialized()
+
+    def failing():
+        one_rank_group()
+        raise ValueError('boom')
+
+    with pytest.raises(ValueError, match='boom'):
+        run_cli(failing)
+    assert len(seen) == 2 and not dist.is_initialized()

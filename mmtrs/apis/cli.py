@@ -47,3 +47,15 @@ def run_cli(main):
         return main()
     except (ConfigError, CheckpointLoadError) as e:
         sys.exit(f'{type(e).__name__}: {e}')
+    finally:
+        destroy_process_group()
+
+
+def destroy_process_group():
+    """Shut the process group down while the interpreter is still whole. MMEngine's
+    Runner leaves it to exit, where gloo's worker threads can outlive Python and abort
+    the process ("terminate called without an active exception", SIGABRT) after a run
+    that finished: pytorch/pytorch#179291 describes the race."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
