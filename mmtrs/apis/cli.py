@@ -52,10 +52,15 @@ def run_cli(main):
 
 
 def destroy_process_group():
-    """Shut the process group down while the interpreter is still whole. MMEngine's
-    Runner leaves it to exit, where gloo's worker threads can outlive Python and abort
-    the process ("terminate called without an active exception", SIGABRT) after a run
-    that finished: pytorch/pytorch#179291 describes the race."""
+    """Free the process group while the interpreter is still whole. MMEngine's Runner
+    leaves it to exit, where gloo's worker threads (pt_gloo_runloop) are still running
+    and, about one 2-process run in six here, abort the finished run ("terminate called
+    without an active exception", SIGABRT; pytorch/pytorch#179291 describes the race).
+    destroy_process_group() alone does not stop them: the DDP wrapper inside the
+    runner's reference cycles still holds the group, so it is only freed, and its
+    threads joined, once those cycles are collected."""
+    import gc
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        gc.collect()
