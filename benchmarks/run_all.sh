@@ -3,6 +3,7 @@
 #
 #     bash benchmarks/run_all.sh                                  # everything (~50 min)
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
+#     BENCHES=head_study bash benchmarks/run_all.sh   # issue 19's head study (~80 min)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
 # (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
@@ -42,5 +43,9 @@ want scaling && run scaling "$PY" benchmarks/scaling.py --iters 5 --plot "$OUT/s
 if want accuracy; then
   echo "[run_all] accuracy study (3 seeds x FP, W4A4/W3A3 SGD at 3 LRs and SGDT; ~41 min; resumable)"
   "$PY" benchmarks/accuracy.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
+fi
+if want head_study; then  # not in the default set: ~80 min on 2 cores
+  echo "[run_all] head study (3 seeds x both heads x FP, W4A4/W3A3 SGD/SGDT; resumable)"
+  "$PY" benchmarks/head_study.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
 fi
 echo "[run_all] all results in $OUT/ ($(( SECONDS / 60 )) min in all)"

@@ -1,0 +1,243 @@
+"""Head study (issue 19, item 3): the paper's head (ReLURetinaHead: a ReLU on the FPN
+features, so every head activation quantizer is unsigned) against MMDetection's RetinaHead
+(first head convs signed by act_signed='auto'), on the R18 demo, paired by seed.
+
+    python benchmarks/head_study.py [--seeds 0,1,2] [--fp-iters 1000] [--qat-iters 150]
+                                    [--batch 4] [--jobs 2]
+                                    [--work-dir work_dirs/head_study] [--out docs/results]
+    python benchmarks/head_study.py --smoke      # 2 iterations, 1 seed, tiny data
+
+Protocol (resumable: a run whose `result.json` exists is reused):
+ 1. Data: the synthetic set (tools/make_synthetic_coco.py defaults: 256 px) with train,
+    val and test splits.
+ 2. FP, per seed and head: the demo FP config (configs/demo/retinanet_r18_fp_demo.py or
+    its ReLU-head twin) trained from scratch for --fp-iters.
+ 3. QAT, per seed and head: W4A4 and W3A3 with SGD and SGDT (the demo configs of that
+    head), fine-tuned from that seed's FP model of the same head for --qat-iters at
+    --batch (accuracy.py's schedule: a quarter of the demo's 300 x 8 images).
+ 4. Nothing is chosen: every run uses its config's settings and is scored on its final
+    checkpoint, so val plays no part; every AP reported is COCO bbox AP (%) on the
+    held-out test split (val AP is kept in each run's result.json).
+ 5. Report (--out): head_study.md / .json: test AP mean ± std per head and variant,
+    the paired difference ReLU head - stock head per seed with its 95% CI (Student t),
+    SGDT - SGD per head, and the share of activation quantizers that are unsigned
+    (whole model and head), read from each QAT checkpoint's `signed_flag` buffers.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
+from accuracy import execute, finetune, schedule  # noqa: E402
+from light_study import T95, LightRun  # noqa: E402
+
+HEADS = {'stock': ('RetinaHead (signed first head convs)', ''),
+         'relu': ('ReLURetinaHead (the paper\'s)', 'relu_head_')}
+FP_CFG = {'stock': 'configs/demo/retinanet_r18_fp_demo.py',
+          'relu': 'configs/demo/retinanet_r18_relu_head_fp_demo.py'}
+QAT_CFG = {'stock': 'configs/demo/retinanet_r18_w{b}a{b}_{o}_demo.py',
+           'relu': 'configs/demo/retinanet_r18_w{b}a{b}_{o}_relu_head_demo.py'}
+OPT_LABEL = {'sgd': 'SGD', 'trs': 'SGDT'}
+
+
+class HeadRun(LightRun):
+    """One run of the study: train, test the final checkpoint, result.json (light_study's
+    `_run`), labelled by head."""
+
+    def __init__(self, head, bits, opt, seed, cfg, work_dir, options, needs=None):
+        super().__init__('fp' if opt is None else opt, bits, 1, seed, cfg, work_dir,
+                         options, needs=needs, evaluate_best=False)
+        self.head, self.opt = head, opt
+        self.variant = 'FP' if opt is None else f'W{bits}A{bits} {OPT_LABEL[opt]}'
+        self.variant += f' / {head}'
+
+    def test_ap(self):
+        return self.result()['test']['AP']
+
+
+def data_options(root):
+    root = root.rstrip('/') + '/'
+    opts = [f'{loader}.dataset.data_root={root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    return opts + [f'val_evaluator.ann_file={root}annotations/instances_val.json',
+                   f'test_evaluator.ann_file={root}annotations/instances_test.json']
+
+
+def plan(args):
+    """Seed by seed (an interrupted study has whole seeds): both FP models, then their
+    QAT runs."""
+    small = ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+             'test_dataloader.batch_size=2', 'model.test_cfg.score_thr=0.0'] \
+        if args.smoke else []
+    fp_opts = [o for o in schedule(args.fp_iters, 2) if not o.startswith('param_scheduler.0.')]
+    fp_opts.append(f'param_scheduler.0.end={min(100, args.fp_iters)}')  # warm-up
+    runs = []
+    for s in args.seeds:
+        fps = {}
+        for head in HEADS:
+            fps[head] = HeadRun(head, None, None, s, FP_CFG[head],
+                                osp.join(args.work_dir, head, f'fp_{args.fp_iters}it',
+                                         f'seed{s}'),
+                                data_options(args.data) + fp_opts + small)
+            runs.append(fps[head])
+        for bits in (4, 3):
+            for opt in ('sgd', 'trs'):
+                for head in HEADS:
+                    opts = finetune(args.qat_iters, args.batch, trs=opt == 'trs') + [
+                        f'default_hooks.checkpoint.interval={args.qat_iters}']
+                    if args.smoke:
+                        opts = [o for o in opts if not o.startswith('train_dataloader.')]
+                    runs.append(HeadRun(
+                        head, bits, opt, s, QAT_CFG[head].format(b=bits, o=opt),
+                        osp.join(args.work_dir, head,
+                                 f'w{bits}a{bits}_{opt}_{args.qat_iters}it_b{args.batch}',
+                                 f'seed{s}'),
+                        data_options(args.data) + opts + small, needs=fps[head]))
+    return runs
+
+
+def unsigned_share(ckpt):
+    """(unsigned, total) activation quantizers in the whole model and in the head, from
+    the `signed_flag` buffers the first training batch decided (act_signed='auto')."""
+    from mmtrs.utils import load_checkpoint_file
+    state = load_checkpoint_file(ckpt)['state_dict']
+    flags = {k: bool(v) for k, v in state.items() if k.endswith('act_quantizer.signed_flag')}
+    head = {k: v for k, v in flags.items() if k.startswith('bbox_head.')}
+    return dict(model=(sum(not v for v in flags.values()), len(flags)),
+                head=(sum(not v for v in head.values()), len(head)))
+
+
+def paired(a, b):
+    """b - a by seed over the seeds both finished: (mean, 95% CI half-width, b wins, n)."""
+    a = {r.seed: r.test_ap() for r in a if r.done()}
+    b = {r.seed: r.test_ap() for r in b if r.done()}
+    d = [b[s] - a[s] for s in sorted(set(a) & set(b))]
+    if not d:
+        return None
+    half = (T95.get(len(d) - 1, 1.96) * statistics.stdev(d) / len(d) ** 0.5
+            if len(d) > 1 else float('nan'))
+    return statistics.mean(d), half, sum(x > 0 for x in d), len(d)
+
+
+def fmt_paired(p):
+    return ('-', '-') if p is None else (f'{p[0]:+.2f} ± {p[1]:.2f}', f'{p[2]}/{p[3]}')
+
+
+def report(args, runs, minutes):
+    variants = []
+    for r in runs:
+        key = r.variant.rsplit(' / ', 1)[0]
+        if key not in variants:
+            variants.append(key)
+    at = {(v, h): [r for r in runs if r.variant == f'{v} / {h}' and r.done()]
+          for v in variants for h in HEADS}
+    lines = [
+        '# Head study (issue 19): the paper\'s ReLU head vs RetinaHead, R18 demo', '',
+        f'Generated by `python benchmarks/head_study.py {" ".join(sys.argv[1:])}` '
+        f'({minutes:.0f} min this invocation; {os.cpu_count()} cores, {args.jobs} runs at a '
+        f'time). Seeds {",".join(map(str, args.seeds))}; FP from scratch {args.fp_iters} '
+        f'iterations per seed and head; QAT {args.qat_iters} iterations at batch '
+        f'{args.batch} from that seed\'s FP model of the same head. Nothing is tuned or '
+        'selected; every AP is COCO bbox AP (%) of the final checkpoint on the held-out '
+        'test split. Differences are paired by seed; ± is the 95% CI half-width.', '',
+        '| variant | RetinaHead test AP | ReLU head test AP | ReLU - RetinaHead (95% CI) '
+        '| ReLU wins | unsigned act. quantizers, RetinaHead (model / head) '
+        '| same, ReLU head |',
+        '|---|---|---|---|---|---|---|']
+    out = dict(seeds=args.seeds, rows=[])
+    for v in variants:
+        cells, shares = [], []
+        for h in HEADS:
+            ap = [r.test_ap() for r in at[(v, h)]]
+            cells.append(f'{statistics.mean(ap):.2f} ± '
+                         f'{statistics.stdev(ap) if len(ap) > 1 else 0:.2f} (n={len(ap)})'
+                         if ap else '-')
+            if v != 'FP' and at[(v, h)]:
+                sh = unsigned_share(at[(v, h)][0].result()['last_checkpoint'])
+                shares.append(f'{sh["model"][0]}/{sh["model"][1]} / '
+                              f'{sh["head"][0]}/{sh["head"][1]}')
+            else:
+                shares.append('-')
+        p = paired(at[(v, 'stock')], at[(v, 'relu')])
+        lines.append(f'| {v} | {cells[0]} | {cells[1]} | {" | ".join(fmt_paired(p))} | '
+                     f'{shares[0]} | {shares[1]} |')
+        out['rows'].append(dict(variant=v, paired_relu_minus_stock=p, unsigned=shares,
+                                test={h: {r.seed: r.test_ap() for r in at[(v, h)]}
+                                      for h in HEADS}))
+    lines += ['', '## SGDT - SGD, per head (paired by seed, 95% CI)', '',
+              '| bits | head | SGD | SGDT | SGDT - SGD | SGDT wins |', '|---|---|---|---|---|---|']
+    for bits in (4, 3):
+        for h, (label, _) in HEADS.items():
+            a, b = at.get((f'W{bits}A{bits} SGD', h)), at.get((f'W{bits}A{bits} SGDT', h))
+            if not a or not b:
+                continue
+            p = paired(a, b)
+            lines.append(f'| W{bits}A{bits} | {label} | '
+                         f'{statistics.mean(r.test_ap() for r in a):.2f} | '
+                         f'{statistics.mean(r.test_ap() for r in b):.2f} | '
+                         f'{" | ".join(fmt_paired(p))} |')
+    lines += ['', '## Per seed (test AP)', '',
+              '| variant | head | ' + ' | '.join(f'seed {s}' for s in args.seeds) + ' |',
+              '|---|---|' + '---|' * len(args.seeds)]
+    for v in variants:
+        for h in HEADS:
+            ap = {r.seed: r.test_ap() for r in at[(v, h)]}
+            lines.append(f'| {v} | {h} | ' + ' | '.join(
+                f'{ap[s]:.2f}' if s in ap else '-' for s in args.seeds) + ' |')
+    os.makedirs(args.out, exist_ok=True)
+    prefix = osp.join(args.out, 'head_study')
+    with open(prefix + '.md', 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with open(prefix + '.json', 'w') as f:
+        json.dump(out, f, indent=1)
+    print('\n'.join(lines))
+
+
+def parse(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--seeds', default='0,1,2')
+    p.add_argument('--fp-iters', type=int, default=1000, help='the FP demo configs\' length')
+    p.add_argument('--qat-iters', type=int, default=150)
+    p.add_argument('--batch', type=int, default=4)
+    p.add_argument('--jobs', type=int, default=2)
+    p.add_argument('--data', default=None, help='default: <work-dir>/synthetic_coco')
+    p.add_argument('--work-dir', default='work_dirs/head_study')
+    p.add_argument('--out', default='docs/results')
+    p.add_argument('--smoke', action='store_true',
+                   help='2 iterations, 1 seed, tiny data, report under the work dir: the '
+                        'pipeline runs end to end (its numbers are meaningless)')
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.fp_iters = args.qat_iters = 2
+        args.seeds = '0'
+        if args.work_dir == 'work_dirs/head_study':
+            args.work_dir = 'work_dirs/head_study_smoke'
+        if args.out == 'docs/results':
+            args.out = osp.join(args.work_dir, 'report')
+    args.seeds = [int(s) for s in args.seeds.split(',')]
+    args.data = args.data or osp.join(args.work_dir, 'synthetic_coco')
+    return args
+
+
+def main():
+    args = parse()
+    os.chdir(ROOT)
+    t0 = time.time()
+    if not osp.isfile(osp.join(args.data, 'annotations', 'instances_test.json')):
+        from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+        sizes = dict(num_train=8, num_val=4, num_test=4, img_size=64) if args.smoke else {}
+        make_synthetic_coco(args.data, seed=0, progress=False, **sizes)
+    runs = plan(args)
+    execute(runs, args.jobs, max(1, (os.cpu_count() or 1) // args.jobs), False)
+    report(args, runs, (time.time() - t0) / 60)
+
+
+if __name__ == '__main__':
+    main()
