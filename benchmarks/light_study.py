@@ -547,7 +547,15 @@ def main():
             more = [make_run(args, m, b, g, s0, fp) for m in methods_at(args, b)]
             run(more)
             runs += more
-        selected.update({(m, b): select(runs, m, b) for m in methods_at(args, b)})
+        # a method whose grid has not finished (--report-only on a study under way) is
+        # left out: its best point on a partial grid would not be a fair choice
+        unfinished = {r.method for r in runs if r.bits == b and r.seed == s0 and
+                      not r.done()}
+        if unfinished:
+            print(f'W{b}A{b}: grid unfinished for {sorted(unfinished)}: not reported',
+                  flush=True)
+        selected.update({(m, b): None if m in unfinished else select(runs, m, b)
+                         for m in methods_at(args, b)})
         seeded = [make_run(args, m, b, selected[(m, b)], s, fp)
                   for m in methods_at(args, b) if selected[(m, b)] is not None
                   for s in args.seeds[1:]]
