@@ -174,6 +174,19 @@ def _copypaste(text):
     return {name: v * 100 for (name, _), v in zip(COCO_BBOX_METRICS, vals)}
 
 
+def val_curve(records, every):
+    """[(iteration, val AP %)] of a run evaluated every `every` iterations. MMEngine logs
+    val metrics with step = epoch (0 in an iteration-based loop): each evaluation is
+    placed at the first multiple of `every` at or after the last training log before it."""
+    out, it = [], 0
+    for r in records:
+        if 'coco/bbox_mAP' in r:
+            out.append((-(-it // every) * every, r['coco/bbox_mAP'] * 100))
+        elif 'iter' in r:
+            it = r['iter']
+    return out
+
+
 def run_one(spec_file):
     """The `_run` subcommand: train, test the best-val checkpoint, write result.json."""
     spec = json.load(open(spec_file))
@@ -185,8 +198,9 @@ def run_one(spec_file):
           flush=True)
     subprocess.run(cmd + ['--cfg-options'] + spec['options'], cwd=ROOT, check=True)
     records = read_scalars(wd)
-    val = [(r.get('step', r.get('iter')), r['coco/bbox_mAP'] * 100) for r in records
-           if 'coco/bbox_mAP' in r]
+    every = [int(o.split('=')[1]) for o in spec['options']
+             if o.startswith('train_cfg.val_interval=')]
+    val = val_curve(records, every[-1] if every else 1)
     last = open(osp.join(wd, 'last_checkpoint')).read().strip()
     best = [f for f in os.listdir(wd) if f.startswith('best_coco_bbox_mAP') and
             f.endswith('.pth')]
@@ -384,7 +398,8 @@ def plots(args, runs, selected, prefix):
     for bits in args.bits:
         r = pick('sgd', bits)
         if r:
-            it, ap = zip(*r.result()['val'])
+            it, ap = zip(*val_curve(read_scalars(r.work_dir), max(1, args.qat_iters // 6)))
+            # (not result.json's: runs before 2026-11-26 stored step 0 for every one)
             ax.plot(it, ap, marker='o', label=f'W{bits}A{bits} SGD x{r.mult:g}')
     ax.set_xlabel('iteration'), ax.set_ylabel('val AP (%)'), ax.legend()
     fig.tight_layout(), fig.savefig(prefix + '_val_curves.png', dpi=100), plt.close(fig)
