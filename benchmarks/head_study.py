@@ -35,7 +35,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 from accuracy import execute, finetune, schedule, study_wall_minutes  # noqa: E402
-from light_study import T95, LightRun  # noqa: E402
+from light_study import LightRun, differences, paired  # noqa: E402
 
 HEADS = {'stock': ('RetinaHead (signed first head convs)', ''),
          'relu': ('ReLURetinaHead (the paper\'s)', 'relu_head_')}
@@ -111,22 +111,6 @@ def unsigned_share(ckpt):
     head = {k: v for k, v in flags.items() if k.startswith('bbox_head.')}
     return dict(model=(sum(not v for v in flags.values()), len(flags)),
                 head=(sum(not v for v in head.values()), len(head)))
-
-
-def paired(a, b):
-    """b - a by seed over the seeds both finished: (mean, 95% CI half-width, b wins, n)."""
-    a = {r.seed: r.test_ap() for r in a if r.done()}
-    b = {r.seed: r.test_ap() for r in b if r.done()}
-    return differences([b[s] - a[s] for s in sorted(set(a) & set(b))])
-
-
-def differences(d):
-    """(mean, 95% CI half-width (Student t), count > 0, n) of paired differences d."""
-    if not d:
-        return None
-    half = (T95.get(len(d) - 1, 1.96) * statistics.stdev(d) / len(d) ** 0.5
-            if len(d) > 1 else float('nan'))
-    return statistics.mean(d), half, sum(x > 0 for x in d), len(d)
 
 
 def fmt_paired(p):

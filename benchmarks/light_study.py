@@ -291,7 +291,11 @@ def paired(a_runs, b_runs):
     """Paired test-AP differences b - a by seed: (mean, ci half-width, wins, n)."""
     a = {r.seed: r.result()['test']['AP'] for r in a_runs if r.done()}
     b = {r.seed: r.result()['test']['AP'] for r in b_runs if r.done()}
-    d = [b[s] - a[s] for s in sorted(set(a) & set(b))]
+    return differences([b[s] - a[s] for s in sorted(set(a) & set(b))])
+
+
+def differences(d):
+    """(mean, 95% CI half-width (Student t), count > 0, n) of paired differences d."""
     if not d:
         return None
     mean = statistics.mean(d)
