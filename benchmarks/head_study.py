@@ -35,7 +35,7 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
 from accuracy import execute, finetune, schedule, study_wall_minutes  # noqa: E402
-from light_study import LightRun, differences, paired  # noqa: E402
+from light_study import LightRun, differences, paired, tracking  # noqa: E402
 
 HEADS = {'stock': ('RetinaHead (signed first head convs)', ''),
          'relu': ('ReLURetinaHead (the paper\'s)', 'relu_head_')}
@@ -113,6 +113,12 @@ def unsigned_share(ckpt):
                 head=(sum(not v for v in head.values()), len(head)))
 
 
+def tracking_cell(runs):
+    trk = [t for t in (tracking(r) for r in runs) if t]
+    return (f'{statistics.mean(t[0] for t in trk):.2f} / '
+            f'{statistics.mean(t[1] for t in trk):.2f}' if trk else '-')
+
+
 def fmt_paired(p):
     return ('-', '-') if p is None else (f'{p[0]:+.2f} ± {p[1]:.2f}', f'{p[2]}/{p[3]}')
 
@@ -178,7 +184,10 @@ def report(args, runs, minutes):
                      f'{" | ".join(fmt_paired(p))} |')
         out['rows'].append(dict(variant=v, quantization_loss=loss, relu_minus_stock=p))
     lines += ['', '## SGDT - SGD, per head (paired by seed, 95% CI)', '',
-              '| bits | head | SGD | SGDT | SGDT - SGD | SGDT wins |', '|---|---|---|---|---|---|']
+              'Tracking error: |K - R| / R of the SGDT runs, mean up to 90% of the run / late '
+              '(60-90%), averaged over seeds.', '',
+              '| bits | head | SGD | SGDT | SGDT - SGD | SGDT wins | SGDT tracking error |',
+              '|---|---|---|---|---|---|---|']
     for bits in (4, 3):
         for h, (label, _) in HEADS.items():
             a, b = at.get((f'W{bits}A{bits} SGD', h)), at.get((f'W{bits}A{bits} SGDT', h))
@@ -188,7 +197,7 @@ def report(args, runs, minutes):
             lines.append(f'| W{bits}A{bits} | {label} | '
                          f'{statistics.mean(r.test_ap() for r in a):.2f} | '
                          f'{statistics.mean(r.test_ap() for r in b):.2f} | '
-                         f'{" | ".join(fmt_paired(p))} |')
+                         f'{" | ".join(fmt_paired(p))} | {tracking_cell(b)} |')
     lines += ['', '## Per seed (test AP)', '',
               '| variant | head | ' + ' | '.join(f'seed {s}' for s in args.seeds) + ' |',
               '|---|---|' + '---|' * len(args.seeds)]
