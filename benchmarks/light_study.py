@@ -19,7 +19,9 @@ Protocol (every step resumable: a run whose `result.json` exists is reused):
     and AdamT the initial target R^0 as a factor of the TR measured under the ordinary LR
     (`auto_target_scale`; U^0 = the ordinary LR), SGDT with the log-space controller
     (beyond the paper) the same, and each oscillation remedy of docs/methods.md (plain
-    SGD at its base LR + one hook) its lambda or threshold. A run's score is its best val
+    SGD + one hook) its lambda or threshold. The remedies, and a diagnostic SGDT row whose
+    ordinary LR is SGD's (it inherits SGD's choice, so it is not a fair-budget
+    competitor), run after SGD's grid, at SGD's selected LR. A run's score is its best val
     AP over the evaluations every --qat-iters/6 iterations; its test AP is that of the
     best-val checkpoint. Every choice is made on val; every reported number is on test.
  4. Edge: if SGD's best LR is at an end of the grid, the grid is extended one step (x3)
@@ -38,10 +40,11 @@ where the paper expects the largest effect), so an interrupted study holds whole
 bit-widths; --report-only writes the report from whatever has finished.
 The total wall time is printed at the end.
 
-Budget (2 cores, about 4 hours): SGD and SGDT at W4A4, W3A3 and W2A2; Adam, AdamT, the
-log-space controller and the four remedies at W2A2 only (--adam-bits, --remedy-bits,
---log-controller-bits widen that); 450 QAT iterations at 160 px. That is 1 FP run and
-78 QAT runs (4 grid points + 2 more seeds each), plus any grid-edge and extra-seed runs.
+Budget (2 cores, about 2-3 hours): SGD and SGDT at W4A4, W3A3 and W2A2; Adam, AdamT, the
+log-space controller, SGDT at SGD's LR and the four remedies at W2A2 only (--adam-bits,
+--log-controller-bits, --sgdlr-bits, --remedy-bits widen that); 450 QAT iterations at
+160 px. That is 1 FP run and 84 QAT runs (4 grid points + 2 more seeds each), plus any
+grid-edge and extra-seed runs.
 """
 import argparse
 import json
@@ -73,13 +76,20 @@ METHODS = {
     'trs': ('trs', 'r0', 1.0, 'SGDT'),
     'adamt': ('adamt', 'r0', 1.0, 'AdamT'),
     'trs_log': ('trs', 'r0', 1.0, 'SGDT, log controller (beyond the paper)'),
-    # the seeds' oscillation remedies on plain SGD at its base LR (docs/methods.md)
+    # SGDT whose ordinary LR (every non-quantized parameter, and U^0) is SGD's selected
+    # LR: isolates the TALR from the LR of BN, biases and activation scales, which plain
+    # SGD tunes and SGDT's R^0 knob does not. It inherits SGD's choice (sequential
+    # tuning), so it is a diagnostic row, not a fair-budget competitor.
+    'trs_sgdlr': ('trs', 'r0', 1.0, "SGDT at SGD's selected LR (diagnostic)"),
+    # the seeds' oscillation remedies on plain SGD at SGD's selected LR (docs/methods.md)
     'oscfreeze': ('sgd', 'hook:threshold_end', 0.01, 'SGD + oscillation freezing'),
     'dampen': ('sgd', 'hook:lambda_max', 0.1, 'SGD + oscillation dampening'),
     'lts': ('sgd', 'hook:tau_max', 0.05, 'SGD + LTS freezing'),
     'obr': ('sgd', 'hook:lambda_max', 0.01, 'SGD + bin regularization (OBR)'),
 }
 PLAIN = ('sgd', 'adam')
+# methods run at SGD's selected LR of the same bit-width, so planned after SGD's grid
+ON_SGD_LR = ('trs_sgdlr', 'oscfreeze', 'dampen', 'lts', 'obr')
 REMEDY_HOOKS = {
     'oscfreeze': "dict(type='OscillationFreezingHook', momentum=0.01, start=0.25, "
                  "threshold_start={v10}, threshold_end={v}, max_bits=4)",
@@ -248,16 +258,20 @@ def qat_options(method, value, iters, smoke):
     return opts
 
 
-def make_run(args, method, bits, mult, seed, fp):
+def make_run(args, method, bits, mult, seed, fp, lr=None):
+    """One QAT run; `lr` (the ON_SGD_LR methods) replaces the config's ordinary LR."""
     opt, knob, base, _ = METHODS[method]
     value = base * mult
-    wd = osp.join(args.work_dir, f'w{bits}a{bits}', method, f'x{mult:.4g}', f'seed{seed}')
+    name = method if lr is None else f'{method}_lr{lr:.3g}'
+    wd = osp.join(args.work_dir, f'w{bits}a{bits}', name, f'x{mult:.4g}', f'seed{seed}')
     if knob.startswith('hook:'):
         cfg = remedy_config(args.work_dir, method, bits, value)
     else:
         cfg = QAT_CFG.format(b=bits, opt=opt)
     opts = data_options(args.data, args.size) + qat_options(method, value, args.qat_iters,
                                                             args.smoke)
+    if lr is not None:
+        opts.append(f'optim_wrapper.optimizer.lr={lr:.6g}')
     if args.smoke:
         opts += ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
                  'test_dataloader.batch_size=2']
@@ -339,8 +353,11 @@ def report(args, runs, fp, selected, minutes):
             continue
         ref = max(plain, key=lambda m: statistics.mean(r.result()['best_val']
                                                         for r in at[m]))
+        late = [m for m in at if m in ON_SGD_LR]
+        on_lr = ([f"{', '.join(METHODS[m][3] for m in late)}: at SGD's selected LR "
+                  f"{METHODS['sgd'][2] * sel['sgd']:.3g}.", ''] if late else [])
         lines += [f'## W{bits}A{bits}', '',
-                  f'Best plain optimizer on val: {METHODS[ref][3]}.', '',
+                  f'Best plain optimizer on val: {METHODS[ref][3]}.', ''] + on_lr + [
                   '| method | knob (x base) | seeds | val AP | test AP mean ± std | '
                   f'test AP - {METHODS[ref][3]} (95% CI) | wins | tracking error mean / late |',
                   '|---|---|---|---|---|---|---|---|']
@@ -410,7 +427,7 @@ def plots(args, runs, selected, prefix):
     # K/R tracking of every SGDT/AdamT run at the selected settings
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for r in runs:
-        if r.method in ('trs', 'adamt', 'trs_log') and r.done() and \
+        if r.method in ('trs', 'adamt', 'trs_log', 'trs_sgdlr') and r.done() and \
                 r.mult == selected.get((r.method, r.bits)):
             t = [x for x in r.result()['tr'] if x['err'] is not None]
             if t:
@@ -467,11 +484,14 @@ def parse(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--bits', default='2,3,4',
                    help='bit-widths, run one after the other in this order')
-    p.add_argument('--methods', default='sgd,adam,trs,adamt,trs_log,oscfreeze,dampen,lts,obr')
+    p.add_argument('--methods',
+                   default='sgd,adam,trs,adamt,trs_log,trs_sgdlr,oscfreeze,dampen,lts,obr')
     p.add_argument('--log-controller-bits', default='2',
                    help='bit-widths that get the log-controller row (budget)')
     p.add_argument('--adam-bits', default='2',
                    help='bit-widths that get the Adam / AdamT rows (budget; 4,3,2 = all)')
+    p.add_argument('--sgdlr-bits', default='2',
+                   help="bit-widths that get the diagnostic SGDT-at-SGD's-LR row (budget)")
     p.add_argument('--remedy-bits', default='2',
                    help='bit-widths that get the oscillation-remedy rows (budget)')
     p.add_argument('--grid', default='0.3333333,1,3,9', help="multiples of each knob's base")
@@ -510,8 +530,12 @@ def parse(argv=None):
     bad = [m for m in args.methods if m not in METHODS]
     if bad:
         p.error(f'unknown --methods {bad}; choose from {list(METHODS)}')
+    late = [m for m in args.methods if m in ON_SGD_LR]
+    if late and 'sgd' not in args.methods:
+        p.error(f"--methods {late} run at SGD's selected LR: add 'sgd' to --methods")
     args.log_bits = [int(b) for b in args.log_controller_bits.split(',') if b]
     args.remedy_bits = [int(b) for b in args.remedy_bits.split(',') if b]
+    args.sgdlr_bits = [int(b) for b in args.sgdlr_bits.split(',') if b]
     args.adam_bits = [int(b) for b in args.adam_bits.split(',') if b]
     args.grid = [float(g) for g in args.grid.split(',')]
     args.seeds = [int(s) for s in args.seeds.split(',')]
@@ -523,6 +547,8 @@ def methods_at(args, bits):
     out = []
     for m in args.methods:
         if m == 'trs_log' and bits not in args.log_bits:
+            continue
+        if m == 'trs_sgdlr' and bits not in args.sgdlr_bits:
             continue
         if m in REMEDY_HOOKS and bits not in args.remedy_bits:
             continue
@@ -553,19 +579,36 @@ def main():
     # one bit-width at a time, in --bits order (lowest first by default, where the paper
     # expects most): an interrupted study has whole bit-widths, grid and seeds
     for b in args.bits:
-        grid = [make_run(args, m, b, g, s0, fp) for m in methods_at(args, b)
-                for g in args.grid]
+        lr = {}  # method -> ordinary LR override (the ON_SGD_LR methods)
+
+        def make(m, g, s, b=b, lr=lr):
+            return make_run(args, m, b, g, s, fp, lr=lr.get(m))
+
+        first = [m for m in methods_at(args, b) if m not in ON_SGD_LR]
+        grid = [make(m, g, s0) for m in first for g in args.grid]
         run(grid)
         runs += grid
         # SGD's best LR at an end of the grid: one more step beyond it, every method alike
+        mults = list(args.grid)
         best = select(runs, 'sgd', b)
         if len(args.grid) > 1 and best in (min(args.grid), max(args.grid)):
             g = best * 3 if best == max(args.grid) else best / 3
             print(f'W{b}A{b}: SGD best at the grid edge x{best:g}: adding x{g:g} for '
                   'every method', flush=True)
-            more = [make_run(args, m, b, g, s0, fp) for m in methods_at(args, b)]
+            mults.append(g)
+            more = [make(m, g, s0) for m in first]
             run(more)
             runs += more
+        # the remedies (and the diagnostic SGDT row) on SGD's selected LR, with as many
+        # trials on their own knob as every other method had
+        sgd_done = not any(r.method == 'sgd' and r.bits == b and not r.done() for r in runs)
+        late = [m for m in methods_at(args, b) if m in ON_SGD_LR]
+        if late and sgd_done:
+            lr.update({m: METHODS['sgd'][2] * select(runs, 'sgd', b) for m in late})
+            print(f"W{b}A{b}: {late} at SGD's selected LR {lr[late[0]]:.3g}", flush=True)
+            grid = [make(m, g, s0) for m in late for g in mults]
+            run(grid)
+            runs += grid
         # a method whose grid has not finished (--report-only on a study under way) is
         # left out: its best point on a partial grid would not be a fair choice
         unfinished = {r.method for r in runs if r.bits == b and r.seed == s0 and
@@ -575,7 +618,7 @@ def main():
                   flush=True)
         selected.update({(m, b): None if m in unfinished else select(runs, m, b)
                          for m in methods_at(args, b)})
-        seeded = [make_run(args, m, b, selected[(m, b)], s, fp)
+        seeded = [make(m, selected[(m, b)], s)
                   for m in methods_at(args, b) if selected[(m, b)] is not None
                   for s in args.seeds[1:]]
         run(seeded)
@@ -595,8 +638,7 @@ def main():
             for m in ms:
                 p = paired(at[ref], at[m]) if m != ref else None
                 if p and p[3] == n and abs(p[0]) < p[1] < 2 * abs(p[0]):
-                    extra += [make_run(args, x, b, selected[(x, b)], n, fp)
-                              for x in (m, ref)]
+                    extra += [make(x, selected[(x, b)], n) for x in (m, ref)]
             extra = list({r.work_dir: r for r in extra}.values())
             if not extra:
                 break
