@@ -231,7 +231,7 @@ def test_output_scale_equals_aten_product_and_its_gradients(path, bits, learn):
     x = (torch.randn(64, 32, 3, 3) * 0.4).requires_grad_(True)   # > one thread's grain
     f = torch.tensor(f0, requires_grad=True)
     up = torch.randn(x.shape)
-    out = q(x, out_scale=lambda: f)
+    out = q(x, out_scale=lambda: [(f, None)])
     (out * up).sum().backward()
     alpha, beta, gamma = quant_range(bits, True)
     with torch.no_grad():
@@ -274,3 +274,65 @@ def test_qconv_output_bit_identical_to_separate_aten_ops(path):
     h = ((sw - sw * gw) + sw * gw) * ((sa - sa * ga) + sa * ga)
     ref = F.conv2d(xq, wq * h, conv.bias, padding=1)
     assert torch.equal(y.detach(), ref)
+
+
+def _lsq_reference(x, s, g, alpha, beta, gamma):
+    """LSQ as its paper writes it (Esser et al., Alg. 1): grad-scaled s, clip, round with
+    a straight-through estimator, all plain ATen ops with autograd; normalized by gamma
+    as Eq. 13."""
+    s = (s - s * g).detach() + s * g
+    v = (x * gamma / s).clamp(alpha, beta)
+    return (v + (v.round() - v).detach()) / gamma
+
+
+@pytest.mark.parametrize('learn_w,post', [(True, False), (False, False), (True, True)])
+def test_qconv_gradients_match_lsq_reference(path, learn_w, post):
+    """Every gradient of a QConv2d step (input, weight, bias, s_w, s_a, post-scale),
+    with h = s_w' * s_a' (* p) folded into the weight quantizer's node, equals that of an
+    independent LSQ re-implementation in plain autograd ops, and, bit for bit, that of
+    the earlier form that built h from one autograd node per factor."""
+    import torch.nn.functional as F
+    from mmtrs.quant import QConv2d
+    torch.manual_seed(5)
+    conv = QConv2d(8, 16, 3, padding=1, w_bits=4, a_bits=4, a_signed=False,
+                   learn_weight_scale=learn_w, post_scale=post)
+    x0 = torch.relu(torch.randn(2, 8, 20, 20))
+    conv.train()
+    conv(x0)                                           # first batch: sets both scales
+    if post:
+        conv.post_scale.data.fill_(1.3)
+    up = torch.randn(2, 16, 20, 20)
+    params = [p for p in (conv.weight, conv.bias, conv.weight_quantizer.scale,
+                          conv.act_quantizer.scale, conv.post_scale)
+              if p is not None and p.requires_grad]
+
+    def grads(forward):
+        x = x0.clone().requires_grad_(True)
+        ys = forward(x)
+        return torch.autograd.grad((ys * up).sum(), [x] + params)
+
+    def earlier(x):  # one autograd node per factor of h, then the fused output scale
+        xq = conv.act_quantizer(x)
+        wq = conv.weight_quantizer(conv.weight, out_scale=lambda: [(conv.denorm_factor(),
+                                                                    None)])
+        return F.conv2d(xq, wq, conv.bias, padding=1)
+
+    def reference(x):
+        wq_, aq = conv.weight_quantizer, conv.act_quantizer
+        gw = 1 / math.sqrt(conv.weight.numel() * 7)
+        ga = 1 / math.sqrt(x[0].numel() * 15)
+        sw = wq_.scale if learn_w else wq_.scale.detach()
+        xq = _lsq_reference(x, aq.scale, ga, 0, 15, 16)
+        wq = _lsq_reference(conv.weight, sw, gw, -8, 7, 8)
+        h = ((sw - sw * gw).detach() + sw * gw if learn_w else sw) * \
+            ((aq.scale - aq.scale * ga).detach() + aq.scale * ga)
+        if post:
+            h = h * conv.post_scale
+        return F.conv2d(xq, wq * h, conv.bias, padding=1)
+
+    got, old, ref = grads(conv), grads(earlier), grads(reference)
+    for g, o, r in zip(got, old, ref):
+        assert torch.equal(g, o)                    # bit for bit
+        assert torch.allclose(g, r, rtol=1e-3, atol=1e-5), (g - r).abs().max()
+    if not learn_w:
+        assert conv.weight_quantizer.scale.grad is None

@@ -42,8 +42,19 @@ class QuantizedLayerMixin:
                     quantizer.scale.requires_grad_(False)
         return self
 
+    def denorm_factors(self):
+        """The factors of h (Eq. 3) as the weight quantizer's `out_scale` takes them:
+        s_w and s_a, each with its LSQ gradient scale, (and the learnable post-scale)."""
+        factors = [self.weight_quantizer.denorm_term()]
+        if self.act_quantizer is not None:
+            factors.append(self.act_quantizer.denorm_term())
+        if self.post_scale is not None:
+            factors.append((self.post_scale, None))
+        return factors
+
     def denorm_factor(self):
-        """h of Eq. 3: s_w * s_a (* learnable post-scale)."""
+        """h of Eq. 3: s_w * s_a (* learnable post-scale), as a tensor with autograd
+        (the value the forward pass uses; `denorm_factors` is its fused form)."""
         f = self.weight_quantizer.denorm_scale()
         if self.act_quantizer is not None:
             f = f * self.act_quantizer.denorm_scale()
@@ -54,4 +65,4 @@ class QuantizedLayerMixin:
     def quantized_input_and_weight(self, x):
         """(x_q, w_q * h): the layer's input and weight as the layer computes with them."""
         xq = x if self.act_quantizer is None else self.act_quantizer(x)
-        return xq, self.weight_quantizer(self.weight, out_scale=self.denorm_factor)
+        return xq, self.weight_quantizer(self.weight, out_scale=self.denorm_factors)

@@ -62,6 +62,37 @@ def _gamma_over_s(s_value, gamma):
     return float(np.float32(1.0) / np.float32(s_value) * np.float32(gamma))
 
 
+def _lsq_term(v, g):
+    """One factor of the output scale: v itself (g None), or the float32 value of LSQ's
+    grad-scale form (v - v*g).detach() + v*g, which is not always exactly v. `v` is a
+    numpy float32 (fused path) or a detached tensor (ATen path, no host sync)."""
+    if g is None:
+        return v
+    if isinstance(v, torch.Tensor):
+        return (v - v * g) + v * g
+    vg = v * np.float32(g)
+    return (v - vg) + vg
+
+
+def _product_backward(grad_f, terms, scales, wanted):
+    """Gradients of f = ((t0 * t1) * t2) ... w.r.t. each factor's parameter, as autograd
+    gives them for that product of LSQ grad-scale forms: grad * (product of the others,
+    in the order MulBackward forms it) * g. The same code for float32 host scalars (fused
+    path) and 0-d tensors (ATen path)."""
+    prefix = [terms[0]]
+    for t in terms[1:]:
+        prefix.append(prefix[-1] * t)
+    grads, d = [None] * len(terms), grad_f
+    for k in range(len(terms) - 1, -1, -1):
+        dk = d * prefix[k - 1] if k else d
+        if k:
+            d = d * terms[k]
+        if wanted[k]:
+            grads[k] = dk if scales[k] is None else dk * (
+                np.float32(scales[k]) if isinstance(dk, np.floating) else scales[k])
+    return grads
+
+
 class _QuantizeFn(torch.autograd.Function):
     """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
 
@@ -76,11 +107,16 @@ class _QuantizeFn(torch.autograd.Function):
     given, is called with min(x) when the input has a negative element and returns the
     exception to raise (the sign check of unsigned activations, done in the same pass).
 
-    `out_scale` (a 0-d tensor f, or None) multiplies the output: x_q * f, the
-    de-normalization factor h of Eq. 3 that QConv2d applies to its weights. Done here it
-    costs no pass of its own over the weights, forward or backward (ATen's `x_q * f`
-    takes one forward and two backward: grad * f and sum(grad * x_q)); its gradient
-    sum(grad * x_q) comes out of the backward pass, x_q being recomputed from x there.
+    `h_scales` and the trailing 0-d tensors `*h` (none: no output scale) multiply the
+    output by f = h[0]' * h[1]' * ..., each h[i]' = h[i], or LSQ's grad-scale form of it
+    (s - s*g).detach() + s*g where h_scales[i] = g: the de-normalization factor h = s_w'
+    * s_a' (* p) of Eq. 3 that QConv2d applies to its weights. Done here it costs no
+    pass of its own over the weights, forward or backward (ATen's `x_q * f` takes one
+    forward and two backward: grad * f and sum(grad * x_q)), and no autograd node for
+    the scalar product either: its gradient sum(grad * x_q) comes out of the backward
+    pass (x_q recomputed from x there), and each factor's gradient is that scalar times
+    the others, as `_product_backward` says. A factor may be `s` itself (the weight
+    scale in h); autograd then adds its two gradients, as it did for separate nodes.
 
     On float32 CPU tensors both directions run as one fused pass each
     (`_fused_quantize`); elsewhere (GPU, other dtypes, extension not built) as ATen ops.
@@ -88,13 +124,22 @@ class _QuantizeFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip=True,
-                on_negative=None, out_scale=None):
+    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip, on_negative,
+                h_scales, *h):
         ctx.fused = _use_fused(x)
+        ctx.h_scales = h_scales
         if ctx.fused:
-            # s and f as host floats, read once (the backward pass reuses them)
+            # s and the factors of f as host floats, read once (backward reuses them)
             ctx.s_value = float(s.detach())
-            ctx.f_value = None if out_scale is None else float(out_scale.detach())
+            ctx.f_value = None
+            if h:
+                ctx.h_terms = [_lsq_term(np.float32(
+                    ctx.s_value if t is s else float(t.detach())), g)
+                    for t, g in zip(h, h_scales)]
+                f = ctx.h_terms[0]
+                for t in ctx.h_terms[1:]:
+                    f = f * t
+                ctx.f_value = float(f)
             out, outside, x_min = _fused_quantize.quantize_forward(
                 x, _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign,
                 low_clip, on_negative is not None, ctx.f_value)
@@ -107,14 +152,17 @@ class _QuantizeFn(torch.autograd.Function):
                 outside |= v < alpha
             out = _levels_(v.clamp_(alpha, beta), use_sign).div_(gamma)
             kept = (x, s, outside)
-            if out_scale is not None:  # keep x_q for the gradient of f (weight-sized)
-                f = out_scale.detach()
+            if h:  # keep x_q for the gradient of f (weight-sized)
+                ctx.h_terms = [_lsq_term(t.detach(), g) for t, g in zip(h, h_scales)]
+                f = ctx.h_terms[0]
+                for t in ctx.h_terms[1:]:
+                    f = f * t
                 kept, out = kept + (out, f), out * f
         if on_negative is not None and x_min < 0:
             raise on_negative(x_min)
         ctx.save_for_backward(*kept)
         ctx.grad_factor = grad_factor
-        ctx.has_f = out_scale is not None
+        ctx.has_f = bool(h)
         ctx.qparams = (alpha, beta, gamma, use_sign)
         return out
 
@@ -123,6 +171,7 @@ class _QuantizeFn(torch.autograd.Function):
         x, s, outside = ctx.saved_tensors[:3]
         want_s = ctx.needs_input_grad[1]
         grad_s = grad_f = None
+        want_h = ctx.needs_input_grad[10:]
         if ctx.fused:
             grad = grad.to(torch.float32)
             if not ctx.has_f:
@@ -133,7 +182,7 @@ class _QuantizeFn(torch.autograd.Function):
                 grad_x, dot, dot_f = _fused_quantize.quantize_backward_scaled(
                     grad, x, outside, ctx.s_value, ctx.f_value,
                     _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign)
-                grad_f = s.new_tensor(dot_f)
+                grad_f = np.float32(dot_f)
             # LSQ: d/ds = -dot / s^2 * grad_factor (dot = sum_inside(grad * x) / s)
             if want_s:
                 grad_s = s.new_tensor(-dot / ctx.s_value * ctx.grad_factor)
@@ -148,11 +197,15 @@ class _QuantizeFn(torch.autograd.Function):
                 grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
         if grad_s is not None:
             grad_s = grad_s.reshape(s.shape)
-        if grad_f is not None:
-            grad_f = grad_f.reshape(())
+        grad_h = ()
+        if ctx.has_f:
+            grad_h = _product_backward(grad_f, ctx.h_terms, ctx.h_scales, want_h)
+            if ctx.fused:
+                grad_h = [None if g is None else s.new_tensor(float(g)) for g in grad_h]
+            grad_h = [None if g is None else g.reshape(()) for g in grad_h]
         if not ctx.needs_input_grad[0]:
             grad_x = None
-        return grad_x, grad_s, None, None, None, None, None, None, None, grad_f
+        return (grad_x, grad_s, None, None, None, None, None, None, None, None, *grad_h)
 
 
 class _LSQScaledIdentity(torch.autograd.Function):
@@ -248,10 +301,10 @@ class Quantizer(nn.Module):
         return _levels_((x * (gamma / self.scale)).clamp_(alpha, beta), self.use_sign)
 
     def forward(self, x, out_scale=None):
-        """x_q of Eq. 13. `out_scale`: a callable returning a 0-d tensor f, which makes
-        the output x_q * f, computed in the quantizing pass (QConv2d's de-normalization
-        h). It is called after this quantizer has set its LSQ gradient scale, which f
-        may carry (denorm_scale)."""
+        """x_q of Eq. 13. `out_scale`: a callable returning the factors of a scale f,
+        [(tensor, g or None), ...] (see `denorm_term`), which makes the output x_q * f,
+        computed in the quantizing pass (QConv2d's de-normalization h). It is called
+        after this quantizer has set its LSQ gradient scale, which a factor may carry."""
         if not self.initialized:
             # A frozen stage (ResNet frozen_stages) is in eval mode during training, so
             # "is a training batch" is told by grad mode: evaluation runs without grad.
@@ -268,10 +321,20 @@ class Quantizer(nn.Module):
         n = x.numel() if self.kind == 'weight' else x[0].numel()
         self._grad_factor = 1.0 / math.sqrt(n * beta)
         low_clip = alpha < 0 or not self.check_sign  # unsigned + checked: x >= 0 known
+        factors = () if out_scale is None else tuple(out_scale())
         return _QuantizeFn.apply(x, self.scale, alpha, beta, gamma,
                                  self.bits == 1 and signed, self._grad_factor, low_clip,
                                  self._negative_error if check else None,
-                                 None if out_scale is None else out_scale())
+                                 tuple(g for _, g in factors), *(t for t, _ in factors))
+
+    def denorm_term(self):
+        """(s, g): the factor s of the de-normalization h (Eq. 3) with the LSQ gradient
+        scale g it carries, as `out_scale` takes it (g None: s as it is). The same value
+        and gradient as `denorm_scale()`, without an autograd node of its own."""
+        g = self._grad_factor
+        if not self.scale.requires_grad or g == 1.0:
+            return self.scale, None
+        return self.scale, g
 
     def denorm_scale(self):
         """s for the de-normalization h (Eq. 3), carrying the same LSQ gradient scale
