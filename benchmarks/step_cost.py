@@ -11,8 +11,15 @@ time of the TR bookkeeping alone (transition counting) relative to the QAT step.
 Absolute times on shared machines mean little; the ratios are the result, and they
 depend on the CPU: the output starts with the CPU model, the vector extensions ATen
 dispatches to and the machine load.
+
+--allocator retain (default) measures what tools/train.py runs with on glibc: freed
+memory kept between steps (env_cfg.retain_freed_memory, mmtrs/utils/allocator.py);
+--allocator default leaves glibc's heap trimming on, which costs every variant page
+faults each step (minor faults per step are printed per variant).
 """
 import argparse
+import copy
+import resource
 import statistics
 import time
 
@@ -20,6 +27,14 @@ import torch
 
 from variants import (build_variant, cpu_description, load_average, median_step_times,
                       synthetic_batch)
+from mmtrs.utils.allocator import retain_freed_memory  # noqa: E402 (after variants: ROOT)
+
+
+def minor_faults_per_step(model, wrapper, data):
+    """Minor page faults of this process during one more training step."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    model.train_step(copy.copy(data), wrapper)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
 
 def main():
@@ -31,11 +46,17 @@ def main():
     parser.add_argument('--size', type=int, default=256)
     parser.add_argument('--variants', default='fp,qat_sgd,qat_trs,torchao_qat,brevitas_qat',
                         help='see benchmarks/variants.py')
+    parser.add_argument('--allocator', choices=['retain', 'default'], default='retain',
+                        help="retain: glibc keeps freed memory, as tools/train.py sets it "
+                             "(env_cfg.retain_freed_memory); default: glibc's own trimming")
     args = parser.parse_args()
     names = args.variants.split(',')
-    # the ratios depend on the CPU (vector extensions, cache, memory bandwidth) and on
-    # what else runs: both go on top of the table
+    retained = args.allocator == 'retain' and retain_freed_memory()
+    # the ratios depend on the CPU (vector extensions, cache, memory bandwidth), on the
+    # allocator and on what else runs: all go on top of the table
     print(f'cpu: {cpu_description()}')
+    print('allocator: ' + ('glibc, freed memory retained (env_cfg.retain_freed_memory)'
+                           if retained else 'C library default (heap trimmed)'))
     print(f'load before (1, 5, 15 min): {load_average()}')
     data = synthetic_batch(args.batch, args.size)
     runs = {n: build_variant(n) for n in names}
@@ -43,10 +64,11 @@ def main():
     print(f'step cost, batch {args.batch}, {args.size}px, {args.iters} iters '
           f'(median; torch threads {torch.get_num_threads()}; load after: '
           f'{load_average()})')
+    faults = {n: minor_faults_per_step(*runs[n], data) for n in names}
     base = med.get('fp')
     for n in names:
         ratio = f'{med[n] / base:.3f}x FP' if base else ''
-        print(f'  {n:<12} {med[n] * 1000:8.1f} ms  {ratio}')
+        print(f'  {n:<12} {med[n] * 1000:8.1f} ms  {ratio:<10}  {faults[n]:6d} page faults')
     if 'qat_sgd' in med and 'qat_trs' in med:
         print(f'  TR scheduling overhead (qat_trs / qat_sgd): '
               f'{(med["qat_trs"] / med["qat_sgd"] - 1) * 100:+.2f}%')

@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmtrs.apis.cli import add_common_args, load_cfg, parse_common, run_cli  # noqa: E402
+from mmtrs.utils.allocator import apply_env_cfg  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -39,6 +40,7 @@ def main(argv=None):
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
             dict(type='QuantizerCalibrationHook', num_batches=args.calibrate)]
     check_config(cfg, training=False)
+    apply_env_cfg(cfg)  # glibc: keep freed memory between steps (mmtrs/utils/allocator.py)
     runner = Runner.from_cfg(cfg)
     if args.out is not None:
         assert args.out.endswith(('.pkl', '.pickle')), 'The dump file must be a pkl file.'

@@ -13,6 +13,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmtrs.apis.cli import add_common_args, load_cfg, parse_common, run_cli  # noqa: E402
+from mmtrs.utils.allocator import apply_env_cfg  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -89,6 +90,7 @@ def main(argv=None):
     setup_cache_size_limit_of_dynamo()
     cfg = build_cfg(args)
     setup_cpu_distributed(cfg)
+    apply_env_cfg(cfg)  # glibc: keep freed memory between steps (mmtrs/utils/allocator.py)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

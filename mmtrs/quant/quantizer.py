@@ -140,10 +140,11 @@ class _QuantizeFn(torch.autograd.Function):
                 for t in ctx.h_terms[1:]:
                     f = f * t
                 ctx.f_value = float(f)
-            out, outside, x_min = _fused_quantize.quantize_forward(
+            # no STE mask kept: the backward kernel recomputes it from x
+            out, x_min = _fused_quantize.quantize_forward(
                 x, _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign,
-                low_clip, on_negative is not None, ctx.f_value)
-            kept = (x, s, outside)
+                on_negative is not None, ctx.f_value)
+            kept = (x, s)
         else:  # ATen ops, no host sync for s (GPUs)
             x_min = float(x.min()) if on_negative is not None else 0.0
             v = x * (gamma / s)
@@ -168,25 +169,26 @@ class _QuantizeFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, s, outside = ctx.saved_tensors[:3]
+        x, s = ctx.saved_tensors[:2]
         want_s = ctx.needs_input_grad[1]
         grad_s = grad_f = None
         want_h = ctx.needs_input_grad[10:]
+        alpha, beta, gamma, use_sign = ctx.qparams
         if ctx.fused:
             grad = grad.to(torch.float32)
+            c = _gamma_over_s(ctx.s_value, gamma)
             if not ctx.has_f:
-                grad_x, dot = _fused_quantize.quantize_backward(grad, x, outside,
-                                                                ctx.s_value, want_s)
+                grad_x, dot = _fused_quantize.quantize_backward(
+                    grad, x, ctx.s_value, c, alpha, beta, want_s)
             else:
-                alpha, beta, gamma, use_sign = ctx.qparams
                 grad_x, dot, dot_f = _fused_quantize.quantize_backward_scaled(
-                    grad, x, outside, ctx.s_value, ctx.f_value,
-                    _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign)
+                    grad, x, ctx.s_value, ctx.f_value, c, alpha, beta, gamma, use_sign)
                 grad_f = np.float32(dot_f)
             # LSQ: d/ds = -dot / s^2 * grad_factor (dot = sum_inside(grad * x) / s)
             if want_s:
                 grad_s = s.new_tensor(-dot / ctx.s_value * ctx.grad_factor)
         else:
+            outside = ctx.saved_tensors[2]
             if ctx.has_f:  # MulBackward of x_q * f
                 xq, f = ctx.saved_tensors[3:]
                 grad_f = torch.dot(grad.reshape(-1), xq.reshape(-1))

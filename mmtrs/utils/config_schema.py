@@ -532,6 +532,14 @@ QUANT_REGULARIZER_HOOK_SCHEMA = Schema('regularizer hook', dict(  # Dampening, B
 ))
 
 
+# ---- process environment: env_cfg (mmtrs/utils/allocator.py; MMEngine ignores the key) --
+
+ENV_CFG_SCHEMA = Schema('env_cfg', dict(
+    retain_freed_memory=Bool(doc='glibc malloc keeps freed memory between steps '
+                                 '(default True; tools/train.py and tools/test.py)'),
+))
+
+
 #: Every declared schema, for docs/errors.md and the config fuzzer (tests/test_config_fuzz.py).
 SCHEMAS = {'quant_cfg': QUANT_CFG_SCHEMA, 'optim_wrapper': TRS_OPTIM_WRAPPER_SCHEMA,
            'quantizer': QUANTIZER_SCHEMA,
@@ -540,4 +548,5 @@ SCHEMAS = {'quant_cfg': QUANT_CFG_SCHEMA, 'optim_wrapper': TRS_OPTIM_WRAPPER_SCH
            'custom_hooks OscillationTrackingHook': OSC_TRACKING_HOOK_SCHEMA,
            'custom_hooks OscillationFreezingHook': OSC_FREEZING_HOOK_SCHEMA,
            'custom_hooks LTSFreezingHook': LTS_FREEZING_HOOK_SCHEMA,
-           'custom_hooks <regularizer hook>': QUANT_REGULARIZER_HOOK_SCHEMA}
+           'custom_hooks <regularizer hook>': QUANT_REGULARIZER_HOOK_SCHEMA,
+           'env_cfg': ENV_CFG_SCHEMA}

@@ -4,8 +4,11 @@
 // ~7 passes over memory forward (scale, two compares, clamp, round, divide, sign-check
 // min) and ~4 backward (divide, masked fill, dot). These kernels do one pass each way.
 // They reproduce the ATen path's float32 arithmetic operation by operation, so the
-// forward output and mask are bit-identical to it (tested); only the order of the
-// backward dot-product sum differs (float blocks of 2048, added up in double).
+// forward output and the STE mask are bit-identical to it (tested); only the order of
+// the backward dot-product sum differs (float blocks of 2048, added up in double).
+// The STE mask is not stored: the backward pass recomputes it from x (which it reads
+// anyway for the scale gradient) with the forward's operations, which saves a byte per
+// element written and read, and an allocation per call (page faults on every step).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -37,23 +40,25 @@ inline float level(float v, float alpha, float beta) {
 // kScaled: the output is multiplied by `f` in the same pass, (x_d / gamma) * f, the same
 // two float32 operations as ATen's `x_q * f` (the de-normalization h of Eq. 3, which
 // QConv2d applies to its weights; see quantize_forward).
-template <bool kSign, bool kLowClip, bool kMin, bool kScaled>
-float forward_range(const float* __restrict x, float* __restrict out,
-                    uint8_t* __restrict outside, int64_t begin, int64_t end, float c,
-                    float alpha, float beta, float gamma, float f) {
+template <bool kSign, bool kMin, bool kScaled>
+float forward_range(const float* __restrict x, float* __restrict out, int64_t begin,
+                    int64_t end, float c, float alpha, float beta, float gamma, float f) {
   float mn = std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(min : mn)
   for (int64_t i = begin; i < end; ++i) {
     const float xi = x[i];
     const float v = xi * c;                      // x * (gamma / s)
-    bool out_i = v > beta;                       // STE mask of Eq. 13 ...
-    if (kLowClip) out_i |= v < alpha;            // ... taken before rounding
-    outside[i] = out_i;
     const float q = level<kSign>(v, alpha, beta) / gamma;   // x_q = x_d / gamma
     out[i] = kScaled ? q * f : q;
     if (kMin) mn = xi < mn ? xi : mn;
   }
   return mn;
+}
+
+// The STE mask of Eq. 13, taken before rounding: 1 where v = x * (gamma / s) lies
+// outside [alpha, beta] (NaN: inside, as the ATen path's compares give).
+inline uint8_t outside_range(float v, float alpha, float beta) {
+  return static_cast<uint8_t>(v > beta) | static_cast<uint8_t>(v < alpha);
 }
 
 // q where the mask byte is 0, +0.0f where it is 1 (masked_fill(outside, 0))
@@ -65,14 +70,14 @@ inline float unless_outside(float q, uint8_t outside) {
   return q;
 }
 
-template <bool kSign, bool kLowClip, bool kMin, bool kScaled>
-float forward_all(const float* x, float* out, uint8_t* outside, int64_t n, float c,
-                  float alpha, float beta, float gamma, float f) {
+template <bool kSign, bool kMin, bool kScaled>
+float forward_all(const float* x, float* out, int64_t n, float c, float alpha, float beta,
+                  float gamma, float f) {
   return at::parallel_reduce(
       0, n, kGrain, std::numeric_limits<float>::infinity(),
       [&](int64_t b, int64_t e, float ident) {
-        const float m = forward_range<kSign, kLowClip, kMin, kScaled>(
-            x, out, outside, b, e, c, alpha, beta, gamma, f);
+        const float m = forward_range<kSign, kMin, kScaled>(x, out, b, e, c, alpha, beta,
+                                                             gamma, f);
         return m < ident ? m : ident;
       },
       [](float a, float b) { return a < b ? a : b; });
@@ -85,64 +90,60 @@ void check_input(const at::Tensor& t, const char* name) {
 
 }  // namespace
 
-// Returns (x_q [* out_scale], outside mask, min(x) or +inf if not asked). c = gamma / s
-// computed by the caller exactly as the ATen path does (float32 reciprocal(s) * gamma).
+// Returns (x_q [* out_scale], min(x) or +inf if not asked). c = gamma / s computed by
+// the caller exactly as the ATen path does (float32 reciprocal(s) * gamma).
 // out_scale: multiply the output by this float32 value in the same pass (None: no
 // multiplication).
-std::tuple<at::Tensor, at::Tensor, double> quantize_forward(
+std::tuple<at::Tensor, double> quantize_forward(
     const at::Tensor& x_in, double c, double alpha, double beta, double gamma,
-    bool use_sign, bool low_clip, bool want_min, std::optional<double> out_scale) {
+    bool use_sign, bool want_min, std::optional<double> out_scale) {
   check_input(x_in, "x");
   const at::Tensor x = x_in.contiguous();
   at::Tensor out = at::empty_like(x);
-  at::Tensor outside = at::empty(x.sizes(), x.options().dtype(at::kBool));
   const float* xp = x.const_data_ptr<float>();
   float* op = out.data_ptr<float>();
-  uint8_t* mp = reinterpret_cast<uint8_t*>(outside.data_ptr<bool>());
   const int64_t n = x.numel();
   const float cf = static_cast<float>(c), af = static_cast<float>(alpha),
               bf = static_cast<float>(beta), gf = static_cast<float>(gamma),
               ff = static_cast<float>(out_scale.value_or(1.0));
   float mn;
-#define MMTRS_FWD(S, L, M, F) mn = forward_all<S, L, M, F>(xp, op, mp, n, cf, af, bf, gf, ff)
-#define MMTRS_FWD_F(S, L, M) \
-  if (out_scale.has_value()) MMTRS_FWD(S, L, M, true); else MMTRS_FWD(S, L, M, false)
-#define MMTRS_FWD_M(S, L) if (want_min) { MMTRS_FWD_F(S, L, true); } else { MMTRS_FWD_F(S, L, false); }
-#define MMTRS_FWD_LM(S) if (low_clip) { MMTRS_FWD_M(S, true); } else { MMTRS_FWD_M(S, false); }
+#define MMTRS_FWD(S, M, F) mn = forward_all<S, M, F>(xp, op, n, cf, af, bf, gf, ff)
+#define MMTRS_FWD_F(S, M) \
+  if (out_scale.has_value()) MMTRS_FWD(S, M, true); else MMTRS_FWD(S, M, false)
+#define MMTRS_FWD_M(S) if (want_min) { MMTRS_FWD_F(S, true); } else { MMTRS_FWD_F(S, false); }
   if (use_sign) {
-    MMTRS_FWD_LM(true)
+    MMTRS_FWD_M(true)
   } else {
-    MMTRS_FWD_LM(false)
+    MMTRS_FWD_M(false)
   }
-#undef MMTRS_FWD_LM
 #undef MMTRS_FWD_M
 #undef MMTRS_FWD_F
 #undef MMTRS_FWD
-  return {out, outside, static_cast<double>(mn)};
+  return {out, static_cast<double>(mn)};
 }
 
 // Returns (grad_x, dot(grad_x, x)). grad_x = grad / s inside the clipping range, 0 outside
-// (STE); the dot gives the LSQ scale gradient, skipped (0) unless asked.
+// (STE, the mask recomputed from x with c = gamma / s as in the forward pass); the dot
+// gives the LSQ scale gradient, skipped (0) unless asked.
 std::tuple<at::Tensor, double> quantize_backward(
-    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& outside_in,
-    double s, bool want_dot) {
+    const at::Tensor& grad_in, const at::Tensor& x_in, double s, double c, double alpha,
+    double beta, bool want_dot) {
   check_input(grad_in, "grad");
   check_input(x_in, "x");
-  TORCH_CHECK(grad_in.numel() == x_in.numel() && outside_in.numel() == x_in.numel(),
-              "grad, x and mask sizes differ");
-  const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(),
-                   outside = outside_in.contiguous();
+  TORCH_CHECK(grad_in.numel() == x_in.numel(), "grad and x sizes differ");
+  const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous();
   at::Tensor grad_x = at::empty_like(x);
   const float* gp = grad.const_data_ptr<float>();
   const float* xp = x.const_data_ptr<float>();
-  const uint8_t* mp = reinterpret_cast<const uint8_t*>(outside.const_data_ptr<bool>());
   float* gxp = grad_x.data_ptr<float>();
-  const float sf = static_cast<float>(s);
+  const float sf = static_cast<float>(s), cf = static_cast<float>(c),
+              af = static_cast<float>(alpha), bf = static_cast<float>(beta);
   const int64_t n = x.numel();
   if (!want_dot) {
     at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
 #pragma omp simd
-      for (int64_t i = b; i < e; ++i) gxp[i] = unless_outside(gp[i] / sf, mp[i]);
+      for (int64_t i = b; i < e; ++i)
+        gxp[i] = unless_outside(gp[i] / sf, outside_range(xp[i] * cf, af, bf));
     });
     return {grad_x, 0.0};
   }
@@ -157,9 +158,10 @@ std::tuple<at::Tensor, double> quantize_backward(
           float part = 0.f;
 #pragma omp simd reduction(+ : part)
           for (int64_t i = blk; i < stop; ++i) {
-            const float g = unless_outside(gp[i] / sf, mp[i]);
+            const float xi = xp[i];
+            const float g = unless_outside(gp[i] / sf, outside_range(xi * cf, af, bf));
             gxp[i] = g;
-            part += g * xp[i];
+            part += g * xi;
           }
           acc += part;
         }
@@ -177,17 +179,18 @@ namespace {
 // recomputed from x as in the forward pass instead of being kept.
 template <bool kSign>
 void scaled_backward_block(const float* __restrict gp, const float* __restrict xp,
-                           const uint8_t* __restrict mp, float* __restrict gxp,
-                           int64_t b, int64_t e, float sf, float f, float c, float alpha,
-                           float beta, float gamma, float& dot, float& dot_f) {
+                           float* __restrict gxp, int64_t b, int64_t e, float sf, float f,
+                           float c, float alpha, float beta, float gamma, float& dot,
+                           float& dot_f) {
   float part = 0.f, part_f = 0.f;
 #pragma omp simd reduction(+ : part, part_f)
   for (int64_t i = b; i < e; ++i) {
-    const float gi = gp[i];
-    const float g = unless_outside((gi * f) / sf, mp[i]);
+    const float gi = gp[i], xi = xp[i];
+    const float v = xi * c;
+    const float g = unless_outside((gi * f) / sf, outside_range(v, alpha, beta));
     gxp[i] = g;
-    part += g * xp[i];
-    part_f += gi * (level<kSign>(xp[i] * c, alpha, beta) / gamma);
+    part += g * xi;
+    part_f += gi * (level<kSign>(v, alpha, beta) / gamma);
   }
   dot = part;
   dot_f = part_f;
@@ -199,19 +202,15 @@ void scaled_backward_block(const float* __restrict gp, const float* __restrict x
 // sum(grad * x_q)); the last is d loss / d f. Sums as in quantize_backward (float blocks
 // of 2048 added up in double).
 std::tuple<at::Tensor, double, double> quantize_backward_scaled(
-    const at::Tensor& grad_in, const at::Tensor& x_in, const at::Tensor& outside_in,
-    double s, double out_scale, double c, double alpha, double beta, double gamma,
-    bool use_sign) {
+    const at::Tensor& grad_in, const at::Tensor& x_in, double s, double out_scale,
+    double c, double alpha, double beta, double gamma, bool use_sign) {
   check_input(grad_in, "grad");
   check_input(x_in, "x");
-  TORCH_CHECK(grad_in.numel() == x_in.numel() && outside_in.numel() == x_in.numel(),
-              "grad, x and mask sizes differ");
-  const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous(),
-                   outside = outside_in.contiguous();
+  TORCH_CHECK(grad_in.numel() == x_in.numel(), "grad and x sizes differ");
+  const at::Tensor grad = grad_in.contiguous(), x = x_in.contiguous();
   at::Tensor grad_x = at::empty_like(x);
   const float* gp = grad.const_data_ptr<float>();
   const float* xp = x.const_data_ptr<float>();
-  const uint8_t* mp = reinterpret_cast<const uint8_t*>(outside.const_data_ptr<bool>());
   float* gxp = grad_x.data_ptr<float>();
   const float sf = static_cast<float>(s), ff = static_cast<float>(out_scale),
               cf = static_cast<float>(c), af = static_cast<float>(alpha),
@@ -224,10 +223,10 @@ std::tuple<at::Tensor, double, double> quantize_backward_scaled(
           const int64_t stop = e - blk > 2048 ? blk + 2048 : e;
           float dot, dot_f;
           if (use_sign)
-            scaled_backward_block<true>(gp, xp, mp, gxp, blk, stop, sf, ff, cf, af, bf,
+            scaled_backward_block<true>(gp, xp, gxp, blk, stop, sf, ff, cf, af, bf,
                                         gf, dot, dot_f);
           else
-            scaled_backward_block<false>(gp, xp, mp, gxp, blk, stop, sf, ff, cf, af, bf,
+            scaled_backward_block<false>(gp, xp, gxp, blk, stop, sf, ff, cf, af, bf,
                                          gf, dot, dot_f);
           ident.first += dot;
           ident.second += dot_f;
