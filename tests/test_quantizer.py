@@ -192,6 +192,34 @@ def test_fused_and_aten_paths_agree_bit_for_bit(monkeypatch):
     assert torch.allclose(s1, s2, rtol=1e-5)
 
 
+@pytest.mark.parametrize('kind,signed', [('weight', None), ('act', False)])
+def test_ste_mask_at_the_clip_edges_same_on_both_paths(monkeypatch, kind, signed):
+    """The fused backward recomputes the STE mask from x (none is stored): at the clip
+    edges (v exactly alpha or beta, one float32 step beyond), at -0.0 and for NaN it
+    must give the gradient the ATen path gives from its stored mask, bit for bit."""
+    s = 0.75
+    q0 = make_q(4, kind, signed, s=s)
+    alpha, beta, gamma = quant_range(4, q0.signed)
+    c = quantizer_module._gamma_over_s(float(torch.tensor(s)), gamma)
+    edges = torch.tensor([alpha, beta], dtype=torch.float32) / c
+    near = torch.cat([edges, torch.nextafter(edges, edges + 1), torch.nextafter(edges, edges - 1)])
+    x0 = torch.cat([near, torch.tensor([0.0, -0.0, float('nan'), 0.3, -0.3])])
+    if kind == 'act':
+        x0 = x0[~(x0 < 0)]                       # an unsigned quantizer refuses negatives
+    assert ((x0 * c == beta) | (x0 * c == alpha)).any()   # the edge itself is hit
+    x0 = x0.repeat(5000)                          # > one thread's grain
+    grads = []
+    for use_fused in (True, False):
+        if not use_fused:
+            monkeypatch.setattr(quantizer_module, '_fused_quantize', None)
+        q = make_q(4, kind, signed, s=s)
+        x = x0.clone().requires_grad_(True)
+        q(x).backward(torch.ones_like(x0))
+        grads.append(x.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0, equal_nan=True)
+    assert (grads[0] == 0).any() and (grads[0] != 0).any()
+
+
 def test_negative_input_caught_in_the_quantizing_pass(path):
     q = make_q(4, 'act', False, s=1.0)
     q.name = 'bbox_head.cls_convs.0.conv.act_quantizer'
