@@ -9,7 +9,9 @@ peak. The child reports its RSS after imports (the libraries: torch, mmdet, ...)
 building the model, and its peak (getrusage ru_maxrss). Printed: the peak and the
 training part of it (peak - RSS after imports) as ratios to FP. Peak RSS depends on the
 allocator but not on machine load, so one run per variant suffices; --repeats takes the
-minimum over several.
+minimum over several. --allocator retain (default) trains as tools/train.py does on
+glibc, freed memory kept between steps (env_cfg.retain_freed_memory); default: glibc's
+own heap trimming.
 """
 import argparse
 import json
@@ -17,6 +19,8 @@ import os.path as osp
 import resource
 import subprocess
 import sys
+
+from variants import add_allocator_arg
 
 
 def rss_mb():
@@ -27,7 +31,8 @@ def rss_mb():
 def child(args):
     import copy
     imports_mb = rss_mb()
-    from variants import build_variant, synthetic_batch
+    from variants import apply_allocator, build_variant, synthetic_batch
+    apply_allocator(args.allocator)
     imports_mb = max(imports_mb, rss_mb())
     model, wrapper = build_variant(args.child)
     data = synthetic_batch(args.batch, args.size)
@@ -47,6 +52,7 @@ def main():
     parser.add_argument('--repeats', type=int, default=1)
     parser.add_argument('--variants', default='fp,qat_sgd,qat_trs,torchao_qat,brevitas_qat',
                         help='see benchmarks/variants.py')
+    add_allocator_arg(parser)
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -56,7 +62,8 @@ def main():
     for _ in range(args.repeats):
         for n in names:
             cmd = [sys.executable, osp.abspath(__file__), '--child', n, '--iters',
-                   str(args.iters), '--batch', str(args.batch), '--size', str(args.size)]
+                   str(args.iters), '--batch', str(args.batch), '--size', str(args.size),
+                   '--allocator', args.allocator]
             out = subprocess.run(cmd, capture_output=True, text=True)
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith('RESULT ')]
             if out.returncode or not lines:
@@ -65,7 +72,7 @@ def main():
             if n not in res or r['peak'] < res[n]['peak']:
                 res[n] = r
     print(f'peak RSS of training, batch {args.batch}, {args.size}px, {args.iters} iters '
-          f'(fresh process per variant, min of {args.repeats})')
+          f'(fresh process per variant, min of {args.repeats}; allocator: {args.allocator})')
     print(f'  {"variant":<13}{"imports":>9}{"built":>9}{"peak":>9}  {"peak/FP":>8}'
           f'  {"(peak-imports)/FP":>18}')
     fp = res.get('fp')

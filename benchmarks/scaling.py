@@ -17,7 +17,8 @@ import time
 
 import torch
 
-from variants import build_variant, median_step_times, synthetic_batch
+from variants import (add_allocator_arg, apply_allocator, build_variant, median_step_times,
+                      synthetic_batch)
 
 
 def step_times(points, variants, iters, warmup):
@@ -121,7 +122,9 @@ def main():
                         help='channels of the bookkeeping stacks (8 3x3 convs each)')
     parser.add_argument('--variants', default='fp,qat_trs')
     parser.add_argument('--plot', default=None, help='write the three panels to this PNG')
+    add_allocator_arg(parser)
     args = parser.parse_args()
+    print(apply_allocator(args.allocator))
     variants = args.variants.split(',')
     if len(variants) != 2:
         parser.error('--variants takes two: the baseline and the one to compare')

@@ -25,9 +25,8 @@ import time
 
 import torch
 
-from variants import (build_variant, cpu_description, load_average, median_step_times,
-                      synthetic_batch)
-from mmtrs.utils.allocator import retain_freed_memory  # noqa: E402 (after variants: ROOT)
+from variants import (add_allocator_arg, apply_allocator, build_variant, cpu_description,
+                      load_average, median_step_times, synthetic_batch)
 
 
 def minor_faults_per_step(model, wrapper, data):
@@ -46,17 +45,14 @@ def main():
     parser.add_argument('--size', type=int, default=256)
     parser.add_argument('--variants', default='fp,qat_sgd,qat_trs,torchao_qat,brevitas_qat',
                         help='see benchmarks/variants.py')
-    parser.add_argument('--allocator', choices=['retain', 'default'], default='retain',
-                        help="retain: glibc keeps freed memory, as tools/train.py sets it "
-                             "(env_cfg.retain_freed_memory); default: glibc's own trimming")
+    add_allocator_arg(parser)
     args = parser.parse_args()
     names = args.variants.split(',')
-    retained = args.allocator == 'retain' and retain_freed_memory()
+    allocator = apply_allocator(args.allocator)
     # the ratios depend on the CPU (vector extensions, cache, memory bandwidth), on the
     # allocator and on what else runs: all go on top of the table
     print(f'cpu: {cpu_description()}')
-    print('allocator: ' + ('glibc, freed memory retained (env_cfg.retain_freed_memory)'
-                           if retained else 'C library default (heap trimmed)'))
+    print(allocator)
     print(f'load before (1, 5, 15 min): {load_average()}')
     data = synthetic_batch(args.batch, args.size)
     runs = {n: build_variant(n) for n in names}

@@ -74,6 +74,21 @@ def cpu_description():
             f'{" ".join(flags) or "vector flags unknown"}')
 
 
+def add_allocator_arg(parser):
+    parser.add_argument('--allocator', choices=['retain', 'default'], default='retain',
+                        help="retain: glibc keeps freed memory between steps, as tools/"
+                             "train.py sets it (env_cfg.retain_freed_memory); default: the "
+                             "C library's own heap trimming")
+
+
+def apply_allocator(choice):
+    """Set this process's allocator as --allocator says; returns a line for headers."""
+    from mmtrs.utils.allocator import retain_freed_memory
+    if choice == 'retain' and retain_freed_memory():
+        return 'allocator: glibc, freed memory retained (env_cfg.retain_freed_memory)'
+    return 'allocator: C library default (heap trimmed)'
+
+
 def load_average():
     """'1, 5 and 15 min load' of the machine, as `uptime` shows it."""
     try:
