@@ -19,9 +19,12 @@ Protocol (every step resumable: a run whose `result.json` exists is reused):
     and AdamT the initial target R^0 as a factor of the TR measured under the ordinary LR
     (`auto_target_scale`; U^0 = the ordinary LR), SGDT with the log-space controller
     (beyond the paper) the same, and each oscillation remedy of docs/methods.md (plain
-    SGD + one hook) its lambda or threshold. The remedies, and a diagnostic SGDT row whose
-    ordinary LR is SGD's (it inherits SGD's choice, so it is not a fair-budget
-    competitor), run after SGD's grid, at SGD's selected LR. A run's score is its best val
+    SGD + one hook) its lambda or threshold. The remedies, and two diagnostic rows, run
+    after SGD's grid, at SGD's selected LR: SGDT whose ordinary LR is SGD's (knob R^0),
+    and its control, plain SGD whose quantized weights get an LR of their own (knob:
+    that LR as a fraction of SGD's, x{1/27, 1/9, 1/3, 1}). Both inherit SGD's choice, so
+    they are not fair-budget competitors of the others, but they are of each other: a
+    gain of the first over the second is the TALR's. A run's score is its best val
     AP over the evaluations every --qat-iters/6 iterations; its test AP is that of the
     best-val checkpoint. Every choice is made on val; every reported number is on test.
  4. Edge: if SGD's best LR is at an end of the grid, the grid is extended one step (x3)
@@ -41,10 +44,10 @@ bit-widths; --report-only writes the report from whatever has finished.
 The total wall time is printed at the end.
 
 Budget (2 cores, about 2-3 hours): SGD and SGDT at W4A4, W3A3 and W2A2; Adam, AdamT, the
-log-space controller, SGDT at SGD's LR and the four remedies at W2A2 only (--adam-bits,
---log-controller-bits, --sgdlr-bits, --remedy-bits widen that); 450 QAT iterations at
-160 px. That is 1 FP run and 84 QAT runs (4 grid points + 2 more seeds each), plus any
-grid-edge and extra-seed runs.
+log-space controller, the two diagnostic rows and the four remedies at W2A2 only
+(--adam-bits, --log-controller-bits, --sgdlr-bits, --remedy-bits widen that); 450 QAT
+iterations at 160 px. That is 1 FP run and 90 QAT runs (4 grid points + 2 more seeds
+each), plus any grid-edge and extra-seed runs.
 """
 import argparse
 import json
@@ -69,7 +72,8 @@ REF_QAT_ITERS = 600        # the light configs' schedule (retinanet_mbv2_fp_ft_d
 REF_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=10)  # of those 600
 
 # method -> (config optimizer, knob, base value, label); knob 'lr' = optimizer LR,
-# 'r0' = auto_target_scale, 'hook:<arg>' = the remedy hook's argument
+# 'r0' = auto_target_scale, 'qlr' = quant_weight_lr_mult, 'hook:<arg>' = the remedy
+# hook's argument
 METHODS = {
     'sgd': ('sgd', 'lr', 3e-3, 'SGD'),
     'adam': ('adam', 'lr', 1e-4, 'Adam'),
@@ -81,6 +85,11 @@ METHODS = {
     # SGD tunes and SGDT's R^0 knob does not. It inherits SGD's choice (sequential
     # tuning), so it is a diagnostic row, not a fair-budget competitor.
     'trs_sgdlr': ('trs', 'r0', 1.0, "SGDT at SGD's selected LR (diagnostic)"),
+    # its control: plain SGD at SGD's selected LR whose quantized weights have an LR of
+    # their own (x{1/27, 1/9, 1/3, 1} of it; QuantWeightLRConstructor), so a gain of the
+    # row above can be told apart from merely decoupling the quantized weights' LR
+    'sgd_qlr': ('sgd', 'qlr', 1 / 9, "SGD at its selected LR, quantized weights' LR "
+                "decoupled (diagnostic)"),
     # the seeds' oscillation remedies on plain SGD at SGD's selected LR (docs/methods.md)
     'oscfreeze': ('sgd', 'hook:threshold_end', 0.01, 'SGD + oscillation freezing'),
     'dampen': ('sgd', 'hook:lambda_max', 0.1, 'SGD + oscillation dampening'),
@@ -89,7 +98,7 @@ METHODS = {
 }
 PLAIN = ('sgd', 'adam')
 # methods run at SGD's selected LR of the same bit-width, so planned after SGD's grid
-ON_SGD_LR = ('trs_sgdlr', 'oscfreeze', 'dampen', 'lts', 'obr')
+ON_SGD_LR = ('trs_sgdlr', 'sgd_qlr', 'oscfreeze', 'dampen', 'lts', 'obr')
 REMEDY_HOOKS = {
     'oscfreeze': "dict(type='OscillationFreezingHook', momentum=0.01, start=0.25, "
                  "threshold_start={v10}, threshold_end={v}, max_bits=4)",
@@ -251,6 +260,9 @@ def qat_options(method, value, iters, smoke):
         opts.append(f'optim_wrapper.optimizer.lr={value:.6g}')
     elif knob == 'r0':
         opts.append(f'optim_wrapper.auto_target_scale={value:.6g}')
+    elif knob == 'qlr':
+        opts += ['optim_wrapper.constructor=QuantWeightLRConstructor',
+                 f'optim_wrapper.quant_weight_lr_mult={value:.6g}']
     if method == 'trs_log':
         opts.append("optim_wrapper.controller=log")
     if smoke:  # 2 iterations cannot lift scores above 0.05: keep every detection
@@ -485,13 +497,15 @@ def parse(argv=None):
     p.add_argument('--bits', default='2,3,4',
                    help='bit-widths, run one after the other in this order')
     p.add_argument('--methods',
-                   default='sgd,adam,trs,adamt,trs_log,trs_sgdlr,oscfreeze,dampen,lts,obr')
+                   default='sgd,adam,trs,adamt,trs_log,trs_sgdlr,sgd_qlr,oscfreeze,dampen,'
+                           'lts,obr')
     p.add_argument('--log-controller-bits', default='2',
                    help='bit-widths that get the log-controller row (budget)')
     p.add_argument('--adam-bits', default='2',
                    help='bit-widths that get the Adam / AdamT rows (budget; 4,3,2 = all)')
     p.add_argument('--sgdlr-bits', default='2',
-                   help="bit-widths that get the diagnostic SGDT-at-SGD's-LR row (budget)")
+                   help="bit-widths that get the two diagnostic rows at SGD's selected LR "
+                        '(SGDT, and SGD with a decoupled quantized-weight LR; budget)')
     p.add_argument('--remedy-bits', default='2',
                    help='bit-widths that get the oscillation-remedy rows (budget)')
     p.add_argument('--grid', default='0.3333333,1,3,9', help="multiples of each knob's base")
@@ -548,7 +562,7 @@ def methods_at(args, bits):
     for m in args.methods:
         if m == 'trs_log' and bits not in args.log_bits:
             continue
-        if m == 'trs_sgdlr' and bits not in args.sgdlr_bits:
+        if m in ('trs_sgdlr', 'sgd_qlr') and bits not in args.sgdlr_bits:
             continue
         if m in REMEDY_HOOKS and bits not in args.remedy_bits:
             continue
@@ -599,7 +613,7 @@ def main():
             more = [make(m, g, s0) for m in first]
             run(more)
             runs += more
-        # the remedies (and the diagnostic SGDT row) on SGD's selected LR, with as many
+        # the remedies (and the two diagnostic rows) on SGD's selected LR, with as many
         # trials on their own knob as every other method had
         sgd_done = not any(r.method == 'sgd' and r.bits == b and not r.done() for r in runs)
         late = [m for m in methods_at(args, b) if m in ON_SGD_LR]

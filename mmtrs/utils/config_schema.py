@@ -532,6 +532,14 @@ QUANT_REGULARIZER_HOOK_SCHEMA = Schema('regularizer hook', dict(  # Dampening, B
 ))
 
 
+# ---- plain QAT with its own LR for the quantized weights (mmtrs/engine/quant_weight_lr.py)
+
+QUANT_WEIGHT_LR_SCHEMA = Schema('optim_wrapper', dict(
+    quant_weight_lr_mult=Number(low=0, low_open=True, doc='LR of '
+                                'the quantized weights / the ordinary LR'),
+))
+
+
 # ---- process environment: env_cfg (mmtrs/utils/allocator.py; MMEngine ignores the key) --
 
 ENV_CFG_SCHEMA = Schema('env_cfg', dict(
@@ -549,4 +557,5 @@ SCHEMAS = {'quant_cfg': QUANT_CFG_SCHEMA, 'optim_wrapper': TRS_OPTIM_WRAPPER_SCH
            'custom_hooks OscillationFreezingHook': OSC_FREEZING_HOOK_SCHEMA,
            'custom_hooks LTSFreezingHook': LTS_FREEZING_HOOK_SCHEMA,
            'custom_hooks <regularizer hook>': QUANT_REGULARIZER_HOOK_SCHEMA,
+           'optim_wrapper QuantWeightLRConstructor': QUANT_WEIGHT_LR_SCHEMA,
            'env_cfg': ENV_CFG_SCHEMA}

@@ -1,0 +1,51 @@
+"""Plain QAT with the quantized latent weights on an LR of their own.
+
+A control for TR scheduling (issue 15): TRSOptimWrapper drives the quantized weights
+with the TALR U while BN, biases and quantizer scales follow the ordinary LR. Does a
+gain come from U's adaptation (Eq. 11), or only from giving the quantized weights a
+different LR than the rest? This constructor gives the second without the first: the
+quantized weights' LR is `quant_weight_lr_mult` x the ordinary LR, under the same
+schedule (MMEngine's schedulers scale every group from its own initial LR).
+
+    optim_wrapper = dict(type='OptimWrapper', constructor='QuantWeightLRConstructor',
+                         quant_weight_lr_mult=0.1, optimizer=dict(type='SGD', lr=0.08))
+"""
+from mmengine.optim import DefaultOptimWrapperConstructor
+from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+
+from ..quant.policy import quantized_layers
+from ..utils.config_schema import QUANT_WEIGHT_LR_SCHEMA
+
+
+@OPTIM_WRAPPER_CONSTRUCTORS.register_module()
+class QuantWeightLRConstructor(DefaultOptimWrapperConstructor):
+    """DefaultOptimWrapperConstructor whose quantized latent weights (QConv2d, QLinear)
+    get param groups with `quant_weight_lr_mult` x the group's LR (an optim_wrapper key,
+    taken out before the wrapper is built)."""
+
+    def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
+        cfg = dict(optim_wrapper_cfg)
+        values = QUANT_WEIGHT_LR_SCHEMA.check(
+            dict(quant_weight_lr_mult=cfg.pop('quant_weight_lr_mult', 1.0)), 'optim_wrapper')
+        self.quant_weight_lr_mult = float(values['quant_weight_lr_mult'])
+        super().__init__(cfg, paramwise_cfg)
+
+    def __call__(self, model):
+        optim_wrapper = super().__call__(model)
+        weights = {id(m.weight) for _, m in quantized_layers(model)
+                   if m.weight.requires_grad}
+        if not weights:
+            raise ValueError('optim_wrapper.constructor=QuantWeightLRConstructor found no '
+                             'quantized layer (QConv2d, QLinear) in the model: use a '
+                             "quantized model (model.type='QuantizedDetector').")
+        groups = []
+        for group in optim_wrapper.optimizer.param_groups:
+            mine = [p for p in group['params'] if id(p) in weights]
+            rest = [p for p in group['params'] if id(p) not in weights]
+            if rest:
+                groups.append({**group, 'params': rest})
+            if mine:
+                groups.append({**group, 'params': mine,
+                               'lr': group['lr'] * self.quant_weight_lr_mult})
+        optim_wrapper.optimizer.param_groups[:] = groups
+        return optim_wrapper
