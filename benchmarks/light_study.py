@@ -371,8 +371,9 @@ def report(args, runs, fp, selected, minutes):
         lines += [f'## W{bits}A{bits}', '',
                   f'Best plain optimizer on val: {METHODS[ref][3]}.', ''] + on_lr + [
                   '| method | knob (x base) | seeds | val AP | test AP mean ± std | '
-                  f'test AP - {METHODS[ref][3]} (95% CI) | wins | tracking error mean / late |',
-                  '|---|---|---|---|---|---|---|---|']
+                  f'test AP - {METHODS[ref][3]} (95% CI) | wins | test AP - SGD at the '
+                  'same LR (95% CI), wins | tracking error mean / late |',
+                  '|---|---|---|---|---|---|---|---|---|']
         for m, rs in at.items():
             test = [r.result()['test']['AP'] for r in rs]
             val = statistics.mean(r.result()['best_val'] for r in rs)
@@ -380,6 +381,10 @@ def report(args, runs, fp, selected, minutes):
             p = paired(at[ref], rs) if m != ref else None
             diff = (f'{p[0]:+.2f} ± {p[1]:.2f}' if p else '-')
             wins = f'{p[2]}/{p[3]}' if p else '-'
+            # the rows built on SGD's selected LR, against SGD itself: what the remedy
+            # or the decoupled LR adds
+            q = paired(at['sgd'], rs) if m in ON_SGD_LR and at.get('sgd') else None
+            vs_sgd = f'{q[0]:+.2f} ± {q[1]:.2f}, {q[2]}/{q[3]}' if q else '-'
             trk = [tracking(r) for r in rs]
             trk = [t for t in trk if t]
             trk_s = (f'{statistics.mean(t[0] for t in trk):.2f} / '
@@ -387,9 +392,10 @@ def report(args, runs, fp, selected, minutes):
             _, knob, base, label = METHODS[m]
             lines.append(f'| {label} | {knob} {base * sel[m]:.3g} (x{sel[m]:g}) | '
                          f'{len(rs)} | {val:.2f} | {statistics.mean(test):.2f} ± {std:.2f} | '
-                         f'{diff} | {wins} | {trk_s} |')
+                         f'{diff} | {wins} | {vs_sgd} | {trk_s} |')
             out['rows'].append(dict(bits=bits, method=m, mult=sel[m], seeds=len(rs),
-                                    test=test, val=val, paired=p, tracking=trk))
+                                    test=test, val=val, paired=p, paired_sgd=q,
+                                    tracking=trk))
         lines += ['', 'Grid (seed 0, best val AP):', '',
                   '| method | ' + ' | '.join(f'x{g:g}' for g in sorted(
                       {r.mult for r in runs if r.bits == bits})) + ' |']
