@@ -97,13 +97,15 @@ class _QuantizeFn(torch.autograd.Function):
     """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
 
     This node runs on every activation of the network, so its passes over memory are
-    most of the QAT overhead. Forward keeps a 1-byte mask of the clipped elements and the
-    input (usually kept alive by the preceding ReLU anyway); backward then needs one
+    most of the QAT overhead. Forward keeps the input (usually kept alive by the
+    preceding ReLU anyway); the fused CPU backward recomputes from it which elements
+    were clipped, the ATen path keeps a 1-byte mask of them. Backward then needs one
     masked scale of the gradient and, for a learnable s, one dot product:
         grad_x = grad / s inside the clipping range, 0 outside (STE)
         grad_s = -sum_inside(grad * x) / s^2 * grad_factor = -dot(grad_x, x) / s * gf
-    `low_clip=False` skips the lower-bound test where the input is known to be >= 0
-    (unsigned activations whose sign is checked on the forward pass). `on_negative`, if
+    `low_clip=False` lets the ATen path skip the lower-bound test where the input is
+    known to be >= 0 (unsigned activations whose sign is checked on the forward pass;
+    the fused kernels test both bounds, which gives the same mask there). `on_negative`, if
     given, is called with min(x) when the input has a negative element and returns the
     exception to raise (the sign check of unsigned activations, done in the same pass).
 
