@@ -43,11 +43,11 @@ where the paper expects the largest effect), so an interrupted study holds whole
 bit-widths; --report-only writes the report from whatever has finished.
 The total wall time is printed at the end.
 
-Budget (2 cores, about 2-3 hours): SGD and SGDT at W4A4, W3A3 and W2A2; Adam, AdamT, the
-log-space controller, the two diagnostic rows and the four remedies at W2A2 only
-(--adam-bits, --log-controller-bits, --sgdlr-bits, --remedy-bits widen that); 450 QAT
-iterations at 160 px. That is 1 FP run and 90 QAT runs (4 grid points + 2 more seeds
-each), plus any grid-edge and extra-seed runs.
+Budget (2 cores, about 3.5 hours): SGD, SGDT and the two diagnostic rows at W4A4, W3A3
+and W2A2; Adam, AdamT, the log-space controller and the four remedies at W2A2 only
+(--adam-bits, --log-controller-bits, --remedy-bits widen that; --sgdlr-bits narrows the
+diagnostic rows); 450 QAT iterations at 160 px. That is 1 FP run and 104 QAT runs (4
+grid points + 2 more seeds each), plus any grid-edge and extra-seed runs.
 """
 import argparse
 import json
@@ -509,7 +509,7 @@ def parse(argv=None):
                    help='bit-widths that get the log-controller row (budget)')
     p.add_argument('--adam-bits', default='2',
                    help='bit-widths that get the Adam / AdamT rows (budget; 4,3,2 = all)')
-    p.add_argument('--sgdlr-bits', default='2',
+    p.add_argument('--sgdlr-bits', default='2,3,4',
                    help="bit-widths that get the two diagnostic rows at SGD's selected LR "
                         '(SGDT, and SGD with a decoupled quantized-weight LR; budget)')
     p.add_argument('--remedy-bits', default='2',
