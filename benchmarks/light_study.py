@@ -396,6 +396,14 @@ def report(args, runs, fp, selected, minutes):
             out['rows'].append(dict(bits=bits, method=m, mult=sel[m], seeds=len(rs),
                                     test=test, val=val, paired=p, paired_sgd=q,
                                     tracking=trk))
+        if at.get('trs_sgdlr') and at.get('sgd_qlr'):
+            # the two diagnostic rows share SGD's LR and budget: their difference is the
+            # TALR's part, beyond giving the quantized weights an LR of their own
+            c = paired(at['sgd_qlr'], at['trs_sgdlr'])
+            if c:
+                lines += ['', f"{METHODS['trs_sgdlr'][3]} - {METHODS['sgd_qlr'][3]}: "
+                          f'{c[0]:+.2f} ± {c[1]:.2f} test AP (95% CI), {c[2]}/{c[3]} seeds.']
+                out.setdefault('talr_vs_control', {})[f'w{bits}a{bits}'] = c
         lines += ['', 'Grid (seed 0, best val AP):', '',
                   '| method | ' + ' | '.join(f'x{g:g}' for g in sorted(
                       {r.mult for r in runs if r.bits == bits})) + ' |']
