@@ -18,7 +18,8 @@ Protocol (every step resumable: a run whose `result.json` exists is reused):
     base value times each of --grid (default 1/3, 1, 3, 9): SGD and Adam their LR, SGDT
     and AdamT the initial target R^0 as a factor of the TR measured under the ordinary LR
     (`auto_target_scale`; U^0 = the ordinary LR), SGDT with the log-space controller
-    (beyond the paper) the same, and each oscillation remedy of docs/methods.md (plain
+    (beyond the paper) the same, SGDT once more with SGD's knob, its ordinary LR (R^0 as
+    measured under it), and each oscillation remedy of docs/methods.md (plain
     SGD + one hook) its lambda or threshold. The remedies, and two diagnostic rows, run
     after SGD's grid, at SGD's selected LR: SGDT whose ordinary LR is SGD's (knob R^0),
     and its control, plain SGD whose quantized weights get an LR of their own (knob:
@@ -44,10 +45,11 @@ bit-widths; --report-only writes the report from whatever has finished.
 The total wall time is printed at the end.
 
 Budget (2 cores, about 3.5 hours): SGD, SGDT and the two diagnostic rows at W4A4, W3A3
-and W2A2; Adam, AdamT, the log-space controller and the four remedies at W2A2 only
-(--adam-bits, --log-controller-bits, --remedy-bits widen that; --sgdlr-bits narrows the
-diagnostic rows); 450 QAT iterations at 160 px. That is 1 FP run and 104 QAT runs (4
-grid points + 2 more seeds each), plus any grid-edge and extra-seed runs.
+and W2A2; Adam, AdamT, the log-space controller, the LR-tuned SGDT and the four remedies
+at W2A2 only (--adam-bits, --log-controller-bits, --trs-lr-bits, --remedy-bits widen
+that; --sgdlr-bits narrows the diagnostic rows); 450 QAT iterations at 160 px. That is
+1 FP run and 110 QAT runs (4 grid points + 2 more seeds each), plus any grid-edge and
+extra-seed runs.
 """
 import argparse
 import json
@@ -80,6 +82,10 @@ METHODS = {
     'trs': ('trs', 'r0', 1.0, 'SGDT'),
     'adamt': ('adamt', 'r0', 1.0, 'AdamT'),
     'trs_log': ('trs', 'r0', 1.0, 'SGDT, log controller (beyond the paper)'),
+    # SGDT with the same knob as SGD, its ordinary LR (non-quantized parameters and U^0),
+    # R^0 at the measured TR (auto_target_scale 1): the equal-budget form of the
+    # diagnostic row below
+    'trs_lr': ('trs', 'lr', 3e-3, 'SGDT, ordinary LR tuned (R^0 as measured)'),
     # SGDT whose ordinary LR (every non-quantized parameter, and U^0) is SGD's selected
     # LR: isolates the TALR from the LR of BN, biases and activation scales, which plain
     # SGD tunes and SGDT's R^0 knob does not. It inherits SGD's choice (sequential
@@ -453,7 +459,7 @@ def plots(args, runs, selected, prefix):
     # K/R tracking of every SGDT/AdamT run at the selected settings
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for r in runs:
-        if r.method in ('trs', 'adamt', 'trs_log', 'trs_sgdlr') and r.done() and \
+        if r.method in ('trs', 'adamt', 'trs_log', 'trs_lr', 'trs_sgdlr') and r.done() and \
                 r.mult == selected.get((r.method, r.bits)):
             t = [x for x in r.result()['tr'] if x['err'] is not None]
             if t:
@@ -511,12 +517,14 @@ def parse(argv=None):
     p.add_argument('--bits', default='2,3,4',
                    help='bit-widths, run one after the other in this order')
     p.add_argument('--methods',
-                   default='sgd,adam,trs,adamt,trs_log,trs_sgdlr,sgd_qlr,oscfreeze,dampen,'
-                           'lts,obr')
+                   default='sgd,adam,trs,adamt,trs_log,trs_lr,trs_sgdlr,sgd_qlr,oscfreeze,'
+                           'dampen,lts,obr')
     p.add_argument('--log-controller-bits', default='2',
                    help='bit-widths that get the log-controller row (budget)')
     p.add_argument('--adam-bits', default='2',
                    help='bit-widths that get the Adam / AdamT rows (budget; 4,3,2 = all)')
+    p.add_argument('--trs-lr-bits', default='2',
+                   help='bit-widths that get the SGDT row tuned on its ordinary LR (budget)')
     p.add_argument('--sgdlr-bits', default='2,3,4',
                    help="bit-widths that get the two diagnostic rows at SGD's selected LR "
                         '(SGDT, and SGD with a decoupled quantized-weight LR; budget)')
@@ -564,6 +572,7 @@ def parse(argv=None):
     args.log_bits = [int(b) for b in args.log_controller_bits.split(',') if b]
     args.remedy_bits = [int(b) for b in args.remedy_bits.split(',') if b]
     args.sgdlr_bits = [int(b) for b in args.sgdlr_bits.split(',') if b]
+    args.trs_lr_bits = [int(b) for b in args.trs_lr_bits.split(',') if b]
     args.adam_bits = [int(b) for b in args.adam_bits.split(',') if b]
     args.grid = [float(g) for g in args.grid.split(',')]
     args.seeds = [int(s) for s in args.seeds.split(',')]
@@ -577,6 +586,8 @@ def methods_at(args, bits):
         if m == 'trs_log' and bits not in args.log_bits:
             continue
         if m in ('trs_sgdlr', 'sgd_qlr') and bits not in args.sgdlr_bits:
+            continue
+        if m == 'trs_lr' and bits not in args.trs_lr_bits:
             continue
         if m in REMEDY_HOOKS and bits not in args.remedy_bits:
             continue
