@@ -15,13 +15,15 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
 from ..quant.policy import quantized_layers
 from ..utils.config_schema import QUANT_WEIGHT_LR_SCHEMA
+from .trs_optim_wrapper import give_weights_own_groups
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class QuantWeightLRConstructor(DefaultOptimWrapperConstructor):
     """DefaultOptimWrapperConstructor whose quantized latent weights (QConv2d, QLinear)
-    get param groups with `quant_weight_lr_mult` x the group's LR (an optim_wrapper key,
-    taken out before the wrapper is built)."""
+    get param groups of their own (as TRSOptimWrapper gives them) with
+    `quant_weight_lr_mult` x the group's LR (an optim_wrapper key, taken out before the
+    wrapper is built)."""
 
     def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
         cfg = dict(optim_wrapper_cfg)
@@ -32,20 +34,11 @@ class QuantWeightLRConstructor(DefaultOptimWrapperConstructor):
 
     def __call__(self, model):
         optim_wrapper = super().__call__(model)
-        weights = {id(m.weight) for _, m in quantized_layers(model)
-                   if m.weight.requires_grad}
-        if not weights:
+        layers = [(n, m) for n, m in quantized_layers(model) if m.weight.requires_grad]
+        if not layers:
             raise ValueError('optim_wrapper.constructor=QuantWeightLRConstructor found no '
                              'quantized layer (QConv2d, QLinear) in the model: use a '
                              "quantized model (model.type='QuantizedDetector').")
-        groups = []
-        for group in optim_wrapper.optimizer.param_groups:
-            mine = [p for p in group['params'] if id(p) in weights]
-            rest = [p for p in group['params'] if id(p) not in weights]
-            if rest:
-                groups.append({**group, 'params': rest})
-            if mine:
-                groups.append({**group, 'params': mine,
-                               'lr': group['lr'] * self.quant_weight_lr_mult})
-        optim_wrapper.optimizer.param_groups[:] = groups
+        give_weights_own_groups(optim_wrapper.optimizer, layers,
+                                lr=lambda i, group: group['lr'] * self.quant_weight_lr_mult)
         return optim_wrapper

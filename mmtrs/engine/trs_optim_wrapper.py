@@ -38,6 +38,32 @@ from ..quant.policy import quantized_layers
 from ..utils.config_schema import TRS_OPTIM_WRAPPER_SCHEMA
 from .transition_counter import TransitionCounter
 
+
+def give_weights_own_groups(optimizer, layers, **settings):
+    """Move the weight of each (name, layer) in `layers` into a param group of its own,
+    with the settings of the group it came from updated by `settings` (callables are
+    called with (layer index, that group)); groups left empty are dropped. Returns the
+    names of the layers whose weight the optimizer did not hold."""
+    index = {id(m.weight): i for i, (_, m) in enumerate(layers)}
+    found = set()
+    new_groups = []
+    for group in optimizer.param_groups:
+        keep = []
+        for p in group['params']:
+            i = index.get(id(p))
+            if i is None:
+                keep.append(p)
+            else:
+                found.add(i)
+                g = {k: v for k, v in group.items() if k != 'params'}
+                g.update({k: v(i, group) if callable(v) else v for k, v in settings.items()},
+                         params=[p])
+                new_groups.append(g)
+        group['params'] = keep
+    optimizer.param_groups[:] = [g for g in optimizer.param_groups if g['params']] + \
+        new_groups
+    return [layers[i][0] for i in range(len(layers)) if i not in found]
+
 TARGET_KEY = 'target_tr'
 
 
@@ -150,27 +176,11 @@ class TransitionRateSchedulingMixin:
                 f'{len(learnable)} layers have learnable ones (e.g. {learnable[0]}): set '
                 'model.quant_cfg.learn_weight_scale=False, or '
                 'optim_wrapper.allow_learnable_weight_scale=True to experiment.')
-        index = {id(m.weight): i for i, (_, m) in enumerate(layers)}
-        found = set()
-        new_groups = []
-        for group in self.optimizer.param_groups:
-            keep = []
-            for p in group['params']:
-                i = index.get(id(p))
-                if i is None:
-                    keep.append(p)
-                else:
-                    found.add(i)
-                    g = {k: v for k, v in group.items() if k != 'params'}
-                    g.update(params=[p], trs_layer=i)
-                    new_groups.append(g)
-            group['params'] = keep
-        missing = [layers[i][0] for i in range(len(layers)) if i not in found]
+        missing = give_weights_own_groups(self.optimizer, layers,
+                                          trs_layer=lambda i, group: i)
         if missing:
             raise ValueError(f'quantized weights not handed to the optimizer (frozen?): '
                              f'{missing[:3]}')
-        self.optimizer.param_groups[:] = [g for g in self.optimizer.param_groups
-                                          if g['params']] + new_groups
         self._counter = TransitionCounter(layers)
         n = len(layers) if self.per_layer else 1
         init_talr = self._base_lr if self._init_talr_cfg is None else self._init_talr_cfg
