@@ -74,14 +74,19 @@ def _lsq_term(v, g):
     return (v - vg) + vg
 
 
-def _product_backward(grad_f, terms, scales, wanted):
-    """Gradients of f = ((t0 * t1) * t2) ... w.r.t. each factor's parameter, as autograd
-    gives them for that product of LSQ grad-scale forms: grad * (product of the others,
-    in the order MulBackward forms it) * g. The same code for float32 host scalars (fused
-    path) and 0-d tensors (ATen path)."""
+def _prefix_products(terms):
+    """[t0, t0 * t1, (t0 * t1) * t2, ...]: the last is f; backward needs the others."""
     prefix = [terms[0]]
     for t in terms[1:]:
         prefix.append(prefix[-1] * t)
+    return prefix
+
+
+def _product_backward(grad_f, terms, prefix, scales, wanted):
+    """Gradients of f = ((t0 * t1) * t2) ... w.r.t. each factor's parameter, as autograd
+    gives them for that product of LSQ grad-scale forms: grad * (product of the others,
+    in the order MulBackward forms it) * g. `prefix` = _prefix_products(terms). The same
+    code for float32 host scalars (fused path) and 0-d tensors (ATen path)."""
     grads, d = [None] * len(terms), grad_f
     for k in range(len(terms) - 1, -1, -1):
         dk = d * prefix[k - 1] if k else d
@@ -138,10 +143,8 @@ class _QuantizeFn(torch.autograd.Function):
                 ctx.h_terms = [_lsq_term(np.float32(
                     ctx.s_value if t is s else float(t.detach())), g)
                     for t, g in zip(h, h_scales)]
-                f = ctx.h_terms[0]
-                for t in ctx.h_terms[1:]:
-                    f = f * t
-                ctx.f_value = float(f)
+                ctx.h_prefix = _prefix_products(ctx.h_terms)
+                ctx.f_value = float(ctx.h_prefix[-1])
             # no STE mask kept: the backward kernel recomputes it from x
             out, x_min = _fused_quantize.quantize_forward(
                 x, _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign,
@@ -157,9 +160,8 @@ class _QuantizeFn(torch.autograd.Function):
             kept = (x, s, outside)
             if h:  # keep x_q for the gradient of f (weight-sized)
                 ctx.h_terms = [_lsq_term(t.detach(), g) for t, g in zip(h, h_scales)]
-                f = ctx.h_terms[0]
-                for t in ctx.h_terms[1:]:
-                    f = f * t
+                ctx.h_prefix = _prefix_products(ctx.h_terms)
+                f = ctx.h_prefix[-1]
                 kept, out = kept + (out, f), out * f
         if on_negative is not None and x_min < 0:
             raise on_negative(x_min)
@@ -203,7 +205,8 @@ class _QuantizeFn(torch.autograd.Function):
             grad_s = grad_s.reshape(s.shape)
         grad_h = ()
         if ctx.has_f:
-            grad_h = _product_backward(grad_f, ctx.h_terms, ctx.h_scales, want_h)
+            grad_h = _product_backward(grad_f, ctx.h_terms, ctx.h_prefix, ctx.h_scales,
+                                       want_h)
             if ctx.fused:
                 grad_h = [None if g is None else s.new_tensor(float(g)) for g in grad_h]
             grad_h = [None if g is None else g.reshape(()) for g in grad_h]
