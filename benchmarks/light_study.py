@@ -459,7 +459,7 @@ def plots(args, runs, selected, prefix):
     # K/R tracking of every SGDT/AdamT run at the selected settings
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for r in runs:
-        if r.method in ('trs', 'adamt', 'trs_log', 'trs_lr', 'trs_sgdlr') and r.done() and \
+        if METHODS[r.method][0] in ('trs', 'adamt') and r.done() and \
                 r.mult == selected.get((r.method, r.bits)):
             t = [x for x in r.result()['tr'] if x['err'] is not None]
             if t:
@@ -581,20 +581,12 @@ def parse(argv=None):
 
 
 def methods_at(args, bits):
-    out = []
-    for m in args.methods:
-        if m == 'trs_log' and bits not in args.log_bits:
-            continue
-        if m in ('trs_sgdlr', 'sgd_qlr') and bits not in args.sgdlr_bits:
-            continue
-        if m == 'trs_lr' and bits not in args.trs_lr_bits:
-            continue
-        if m in REMEDY_HOOKS and bits not in args.remedy_bits:
-            continue
-        if m in ('adam', 'adamt') and bits not in args.adam_bits:
-            continue
-        out.append(m)
-    return out
+    """The methods of --methods that run at this bit-width (each --*-bits budget flag)."""
+    limited = dict(trs_log=args.log_bits, trs_lr=args.trs_lr_bits,
+                   trs_sgdlr=args.sgdlr_bits, sgd_qlr=args.sgdlr_bits,
+                   adam=args.adam_bits, adamt=args.adam_bits,
+                   **{m: args.remedy_bits for m in REMEDY_HOOKS})
+    return [m for m in args.methods if bits in limited.get(m, [bits])]
 
 
 def main():
