@@ -6,9 +6,10 @@ thresholds adapt to the largest block freed so far, but a training step frees it
 activations and gradients in bulk at the end of the backward pass, so the heap is
 trimmed every step and the next step touches all those pages again: one minor page
 fault (and a page zeroed by the kernel) per 4 KiB. A QAT step allocates more blocks of
-activation size than an FP step (the quantized input of each layer, its gradient), and
-measured on the R18 demo (batch 8, 256 px) it took about 17,000 page faults per step
-against 2,000-4,000 for FP (docs/results.md, "Step cost").
+activation size than an FP step (the quantized input of each layer, its gradient).
+Measured on the R18 demo (batch 8, 256 px, docs/results.md "Step cost"): with 1 thread
+a QAT step kept taking 10,000-12,500 page faults (FP 0), costing it 0.04-0.05x of the FP
+step; with 2 threads glibc's own thresholds settled within 20 steps (0-4,000).
 
 Fixing the two thresholds (M_TRIM_THRESHOLD at its maximum, M_MMAP_THRESHOLD at glibc's
 largest, 32 MiB) keeps that memory mapped: the peak memory is the same (it is reached
