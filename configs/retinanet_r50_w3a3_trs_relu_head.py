@@ -1,6 +1,2 @@
-# retinanet_r50_w3a3_trs.py on the paper's model: ReLURetinaHead (every activation
-# quantizer of the head unsigned), started from the paper-head FP checkpoint.
-_base_ = ['./retinanet_r50_w3a3_trs.py']
-model = dict(bbox_head=dict(type='ReLURetinaHead'))
-# Provide this file: the final checkpoint of retinanet_r50_fpn_bn_relu_head_fp.py.
-load_from = 'checkpoints/retinanet_r50_fpn_bn_relu_head_fp_coco.pth'
+_base_ = ['./retinanet_r50_w4a4_trs_relu_head.py']
+model = dict(quant_cfg=dict(w_bits=3, a_bits=3))

@@ -1,9 +1,10 @@
-# W4A4 RetinaNet-R50 QAT with TR scheduling (paper Table 4 "SGDT"): same schedule and
-# start point as retinanet_r50_w4a4_sgd.py; weight scales frozen (paper footnote 2);
+# W4A4 RetinaNet-R50 QAT with TR scheduling (paper Table 4 "SGDT"): same schedule, hooks
+# and start point as retinanet_r50_w4a4_sgd.py; weight scales frozen (paper footnote 2);
 # the TALR drives the quantized latent weights, the target TR is cosine-decayed to 0.
-# The paper gives no detection values for R^0 / eta. From FP weights the TR of plain SGD
-# is ~1e-4 per step (METHOD.md calibration), so R^0 is measured ('auto') over the first
-# 1000 steps under the ordinary LR and eta = U^0 / (R^0 * 1000). To use fixed values set
+# The paper gives no detection values for R^0 / eta. From FP weights plain SGD moves
+# about 1e-4 of the weights per step, far below the classification defaults, so R^0 is
+# measured ('auto') over the first 1000 steps under the ordinary LR and
+# eta = U^0 / (R^0 * 1000) (docs/tr_scheduling.md). To use fixed values set
 # optim_wrapper.init_target / eta.
 _base_ = ['./retinanet_r50_w4a4_sgd.py']
 
@@ -19,12 +20,8 @@ optim_wrapper = dict(
     eta_adapt_iters=1000,
     per_layer=False,
     bias_correction=True)
-max_iters = 90000
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
-         eta_min=0.0),
+# the LR schedule of the SGD config, plus the target TR R^t = R^0 * cosine(t) -> 0
+param_scheduler = _base_.param_scheduler + [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
-         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+         begin=0, end=_base_.max_iters, T_max=_base_.max_iters, eta_min=0.0),
 ]
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='TransitionRateHook', interval=500)]

@@ -16,11 +16,8 @@ optim_wrapper = dict(
     eta_adapt_iters=1000,
     per_layer=False,
     bias_correction=True)
-max_iters = 90000
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
-         eta_min=0.0),
+# the LR schedule of the AdamW config, plus the target TR R^t = R^0 * cosine(t) -> 0
+param_scheduler = _base_.param_scheduler + [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
-         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+         begin=0, end=_base_.max_iters, T_max=_base_.max_iters, eta_min=0.0),
 ]

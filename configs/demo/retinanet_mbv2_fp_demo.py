@@ -1,5 +1,5 @@
-# FP RetinaNet with a light backbone for the light-model study (issue 15,
-# benchmarks/light_study.py): MMDetection's MobileNetV2 (inverted residuals with 3x3
+# FP RetinaNet with a light backbone for the light-model study
+# (benchmarks/light_study.py): MMDetection's MobileNetV2 (inverted residuals with 3x3
 # depthwise convs, the layers Nagel et al. find oscillating at 3-4 bits), no pretrained
 # weights, + FPN with BN + the shared 2-conv GN head of the R18 demo
 # (retinanet_r18_fp_demo.py, whose data, schedule and runtime this inherits), trained from

@@ -1,7 +1,7 @@
 # The FP light-model RetinaNet (retinanet_mbv2_fp_demo.py) fine-tuned with exactly the
 # QAT schedule of the light-model study, without quantization: its FP reference, and the
 # schedule every retinanet_mbv2_w*a*_*_demo.py config inherits. 600 iterations (4x the
-# 150 of the R18 accuracy study, issue 15 item 4), SGD LR 3e-3 cosine to 0, batch 8.
+# 150 of the R18 accuracy study), SGD LR 3e-3 cosine to 0, batch 8.
 _base_ = ['./retinanet_mbv2_fp_demo.py']
 
 # Written by the study (benchmarks/light_study.py copies the FP run's final weights here).

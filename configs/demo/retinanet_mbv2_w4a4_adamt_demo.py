@@ -5,7 +5,6 @@
 _base_ = ['./retinanet_mbv2_w4a4_adam_demo.py']
 
 model = dict(quant_cfg=dict(learn_weight_scale=False))
-max_iters = 600
 optim_wrapper = dict(
     type='TRSOptimWrapper',
     constructor='TRSOptimWrapperConstructor',
@@ -19,9 +18,8 @@ optim_wrapper = dict(
     controller='additive',
     per_layer=False,
     bias_correction=True)
-param_scheduler = [
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
-         eta_min=0.0),
+# the LR schedule of the Adam config, plus the target TR R^t = R^0 * cosine(t) -> 0
+param_scheduler = _base_.param_scheduler + [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
-         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+         begin=0, end=_base_.max_iters, T_max=_base_.max_iters, eta_min=0.0),
 ]

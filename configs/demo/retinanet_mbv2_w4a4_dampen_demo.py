@@ -1,11 +1,8 @@
-# The light-model W4A4 SGD demo plus oscillation dampening (Nagel et al.) (docs/methods.md);
-# everything else as retinanet_mbv2_w4a4_sgd_demo.py.
+# retinanet_mbv2_w4a4_sgd_demo.py plus oscillation dampening (Nagel et al., ICML 2022;
+# the hook of retinanet_r18_w4a4_dampen_demo.py, docs/methods.md), placed before the
+# SGD config's last hook, EffectiveStepSizeHook. Differs from it only in its hooks.
 _base_ = ['./retinanet_mbv2_w4a4_sgd_demo.py']
 
-custom_hooks = [
-    dict(type='FiniteLossHook'),
-    dict(type='TransitionRateHook', interval=50, momentum=0.9),
-    dict(type='OscillationTrackingHook', momentum=0.01),
+custom_hooks = _base_.custom_hooks[:-1] + [
     dict(type='OscillationDampeningHook', lambda_max=0.1, start=0.25),
-    dict(type='EffectiveStepSizeHook', interval=10),
-]
+] + _base_.custom_hooks[-1:]

@@ -1,12 +1,9 @@
-# The light-model W4A4 SGD demo plus SpQAT / LTS freezing (seed 002) (docs/methods.md);
-# everything else as retinanet_mbv2_w4a4_sgd_demo.py.
+# retinanet_mbv2_w4a4_sgd_demo.py plus LTS freezing (SpQAT; the hook of
+# retinanet_r18_w4a4_lts_demo.py, docs/methods.md), placed before the SGD config's last
+# hook, EffectiveStepSizeHook. Differs from it only in its hooks.
 _base_ = ['./retinanet_mbv2_w4a4_sgd_demo.py']
 
-custom_hooks = [
-    dict(type='FiniteLossHook'),
-    dict(type='TransitionRateHook', interval=50, momentum=0.9),
-    dict(type='OscillationTrackingHook', momentum=0.01),
+custom_hooks = _base_.custom_hooks[:-1] + [
     dict(type='LTSFreezingHook', momentum=0.99, warmup=0.2, tau_schedule='linear',
          tau_max=1.0, max_bits=4),
-    dict(type='EffectiveStepSizeHook', interval=10),
-]
+] + _base_.custom_hooks[-1:]

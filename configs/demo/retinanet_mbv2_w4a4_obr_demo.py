@@ -1,11 +1,8 @@
-# The light-model W4A4 SGD demo plus OBR (Quantization Variation, seed 003) (docs/methods.md);
-# everything else as retinanet_mbv2_w4a4_sgd_demo.py.
+# retinanet_mbv2_w4a4_sgd_demo.py plus OBR (Huang et al., "Quantization Variation"; the
+# hook of retinanet_r18_w4a4_obr_demo.py, docs/methods.md), placed before the SGD
+# config's last hook, EffectiveStepSizeHook. Differs from it only in its hooks.
 _base_ = ['./retinanet_mbv2_w4a4_sgd_demo.py']
 
-custom_hooks = [
-    dict(type='FiniteLossHook'),
-    dict(type='TransitionRateHook', interval=50, momentum=0.9),
-    dict(type='OscillationTrackingHook', momentum=0.01),
+custom_hooks = _base_.custom_hooks[:-1] + [
     dict(type='BinRegularizationHook', lambda_max=0.01, start=0.25),
-    dict(type='EffectiveStepSizeHook', interval=10),
-]
+] + _base_.custom_hooks[-1:]

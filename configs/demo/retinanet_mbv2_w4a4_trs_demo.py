@@ -4,12 +4,11 @@
 # schedule (for every non-quantized parameter) as retinanet_mbv2_w4a4_sgd_demo.py.
 # R^0 = auto_target_scale x the running TR measured under the ordinary LR over the first
 # 30 steps (the study tunes auto_target_scale over {1/3, 1, 3, 9}); U^0 = the ordinary LR.
-# eta_adapt_iters=10 (the R18 demo's 50 let K drift to 13x R late in the run, METHOD.md
-# section 2: with 10, K/R stays near 1); controller='log' is the beyond-the-paper variant.
+# eta_adapt_iters=10: with the R18 demo's 50, K drifted to 13x R late in the run on this
+# model; with 10, K/R stays near 1. controller='log' is the beyond-the-paper variant.
 _base_ = ['./retinanet_mbv2_w4a4_sgd_demo.py']
 
 model = dict(quant_cfg=dict(learn_weight_scale=False))
-max_iters = 600
 optim_wrapper = dict(
     type='TRSOptimWrapper',
     constructor='TRSOptimWrapperConstructor',  # gives quantized weights their own groups
@@ -23,9 +22,8 @@ optim_wrapper = dict(
     controller='additive',  # the paper's Eq. 11 ('log': multiplicative, beyond the paper)
     per_layer=False,
     bias_correction=True)
-param_scheduler = [
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
-         eta_min=0.0),
+# the LR schedule of the SGD config, plus the target TR R^t = R^0 * cosine(t) -> 0
+param_scheduler = _base_.param_scheduler + [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
-         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+         begin=0, end=_base_.max_iters, T_max=_base_.max_iters, eta_min=0.0),
 ]

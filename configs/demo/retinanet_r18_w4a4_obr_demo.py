@@ -1,14 +1,9 @@
-# W4A4 QAT of the demo RetinaNet with plain SGD plus one of the seeds' oscillation
-# remedies. Oscillation-aware bin regularisation, OBR (Quantization Variation, seed 003):
-# loss_obr = lambda(t) * sum of [MSE to the bin centres + within-bin variances],
-# lambda 0 for 25% of training, then cosine to 0.01 (docs/methods.md).
-# Everything else as retinanet_r18_w4a4_sgd_demo.py. The oscillation EMA uses m = 0.01
-# (Nagel et al.'s code default) instead of the paper's 0.001: this run has 300 steps.
+# retinanet_r18_w4a4_sgd_demo.py plus oscillation-aware bin regularisation, OBR (Huang
+# et al., "Quantization Variation", arXiv 2307.00331): loss_obr = lambda(t) * sum of
+# [MSE to the bin centres + within-bin variances], lambda 0 for 25% of training, then
+# cosine to 0.01 (docs/methods.md). Differs from the SGD config only in its hooks.
 _base_ = ['./retinanet_r18_w4a4_sgd_demo.py']
 
-custom_hooks = [
-    dict(type='FiniteLossHook'),
-    dict(type='TransitionRateHook', interval=50, momentum=0.9),
-    dict(type='OscillationTrackingHook', momentum=0.01),
+custom_hooks = _base_.custom_hooks + [
     dict(type='BinRegularizationHook', lambda_max=0.01, start=0.25),
 ]

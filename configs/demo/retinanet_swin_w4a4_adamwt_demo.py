@@ -7,7 +7,6 @@
 _base_ = ['./retinanet_swin_w4a4_adamw_demo.py']
 
 model = dict(quant_cfg=dict(learn_weight_scale=False))
-max_iters = 300
 optim_wrapper = dict(
     type='TRSOptimWrapper',
     constructor='TRSOptimWrapperConstructor',  # gives quantized weights their own groups
@@ -19,9 +18,8 @@ optim_wrapper = dict(
     eta_adapt_iters=50,
     per_layer=False,
     bias_correction=True)
-param_scheduler = [
-    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
-         eta_min=0.0),
+# the LR schedule of the AdamW config, plus the target TR R^t = R^0 * cosine(t) -> 0
+param_scheduler = _base_.param_scheduler + [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
-         begin=0, end=max_iters, T_max=max_iters, eta_min=0.0),
+         begin=0, end=_base_.max_iters, T_max=_base_.max_iters, eta_min=0.0),
 ]
