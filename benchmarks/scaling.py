@@ -37,7 +37,7 @@ def step_times(points, variants, iters, warmup):
 
 def bookkeeping_times(widths, layers_per_stack, reps):
     """[(number of weights, median seconds of TransitionCounter.count())]."""
-    from mmtrs.engine.transition_counter import TransitionCounter
+    from mmtrs.trs import TransitionCounter
     from mmtrs.quant import QConv2d
     out = []
     for c in widths:

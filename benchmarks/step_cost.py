@@ -69,7 +69,7 @@ def main():
         print(f'  TR scheduling overhead (qat_trs / qat_sgd): '
               f'{(med["qat_trs"] / med["qat_sgd"] - 1) * 100:+.2f}%')
     if 'qat_trs' in runs:
-        counter = runs['qat_trs'][1]._counter
+        counter = runs['qat_trs'][1].counter
         t = []
         for _ in range(args.iters):
             t0 = time.perf_counter()

@@ -8,6 +8,7 @@ docs/quantization.md and docs/tr_scheduling.md, independently of the schema code
 (mmtrs/utils/config_schema.py). docs/errors.md reports the counts (checked below).
 """
 import copy
+import dataclasses
 import inspect
 import logging
 import math
@@ -21,11 +22,11 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import init_default_scope
 
 import mmtrs  # noqa: F401
-from mmtrs.engine.trs_optim_wrapper import TransitionRateSchedulingMixin
-from mmtrs.quant import DEFAULT_QUANT_CFG, QConv2d, Quantizer
+from mmtrs.apis.schemas import SCHEMAS
+from mmtrs.quant import DEFAULT_QUANT_CFG, QUANT_CFG_SCHEMA, QConv2d, Quantizer
 from mmtrs.quant import quantizer as quantizer_module
-from mmtrs.utils.config_schema import (QUANT_CFG_SCHEMA, SCHEMAS, TRS_OPTIM_WRAPPER_SCHEMA,
-                                       ConfigSchemaError, SubDict)
+from mmtrs.trs import TRS_OPTIM_WRAPPER_SCHEMA, TRSettings
+from mmtrs.utils.config_schema import ConfigSchemaError, SubDict
 
 from conftest import ROOT
 
@@ -106,7 +107,7 @@ VALID_QUANT = {
     # the demo converts every conv of its backbone, so any share in [0, 1] passes
     'max_float_share': [None, 0, 0.5, 1],
 }
-# custom_hooks arguments (mmtrs/engine/*hook*.py docstrings), keyed 'Hook.key'
+# custom_hooks arguments (the hooks' docstrings), keyed 'Hook.key'
 HOOK_EXTRA = {
     'TransitionRateHook.near': [0.5, 0.6],
     'TransitionRateHook.momentum': [1.0],
@@ -175,9 +176,7 @@ def _same(a, b):
 
 
 def _trs_keys():
-    sig = inspect.signature(TransitionRateSchedulingMixin.__init__)
-    return [n for n, p in sig.parameters.items()
-            if p.kind is p.KEYWORD_ONLY or (p.default is not p.empty)]
+    return [f.name for f in dataclasses.fields(TRSettings)]
 
 
 def _quant_keys():
@@ -311,7 +310,7 @@ def test_docs_list_the_schema_and_the_fuzzer_figures():
     assert line in text, f'update docs/errors.md with: {line}'
 
 
-# ---- the cases of issue 20, with their messages ------------------------------------------
+# ---- mistakes that used to pass silently, with their messages ------------------------------------------
 
 @pytest.mark.parametrize('key,value,match', [
     ('last_layer_names', 'retina_cls',

@@ -11,7 +11,7 @@ from torch import nn
 import mmtrs  # noqa: F401
 from mmtrs.quant import QConv2d, QLinear, quantize_model
 from mmtrs.quant.coverage import Coverage, check_float_share
-from mmtrs.quant.policy import QUANT_LAYER_TYPES, _CONV_TYPES
+from mmtrs.quant.layers import FLOAT_LAYER_TYPES, QUANT_LAYER_TYPES
 
 from conftest import ROOT
 
@@ -43,7 +43,7 @@ FIRST = dict(w_bits=8, a_bits=8, input_scale='learned')
 def coverage_of(model, **cfg):
     quantize_model(model, dict(cfg, max_float_share=None))
     return Coverage(model, {v[1]: t for t, v in QUANT_LAYER_TYPES.items()},
-                    supported=_CONV_TYPES, enabled=cfg.get('quant_types', ('Conv2d', 'Linear')))
+                    supported=FLOAT_LAYER_TYPES, enabled=cfg.get('quant_types', ('Conv2d', 'Linear')))
 
 
 def test_counts_by_type_precision_and_scope_match_hand_values():

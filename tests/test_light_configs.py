@@ -1,4 +1,4 @@
-"""The light-model study configs (issue 15): every MobileNetV2 RetinaNet demo config and
+"""The light-model study configs: every MobileNetV2 RetinaNet demo config and
 the COCO R50 W2A2 twins build and train two steps on a synthetic 128 px batch; depthwise
 convs are quantized at the body bit-width and the conversion counts layer kinds."""
 import copy
@@ -11,9 +11,9 @@ from mmengine.optim import build_optim_wrapper
 
 import mmtrs  # noqa: F401
 from mmtrs.quant import QConv2d
-from mmtrs.engine.oscillation import layer_kind
+from mmtrs.quant import layer_kind
 from mmtrs.quant.coverage import conv_kind_counts
-from mmtrs.quant.policy import quantized_layers
+from mmtrs.quant import quantized_layers
 
 from conftest import ROOT
 from test_quantized_models import build, train_steps
@@ -58,8 +58,8 @@ def test_qat_light_configs_train(path, bits, opt):
     is_trs = opt in ('trs', 'adamt')
     assert (type(wrapper).__name__ == 'TRSOptimWrapper') == is_trs
     if is_trs:
-        assert wrapper.controller == 'additive'  # the paper's Eq. 11 is the default
-        assert wrapper._steps == 2
+        assert wrapper.settings.controller == 'additive'  # the paper's Eq. 11 is the default
+        assert wrapper.steps == 2
     assert type(wrapper.optimizer).__name__ == ('Adam' if opt.startswith('adam') else 'SGD')
     if 'mbv2' not in path:
         return

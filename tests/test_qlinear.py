@@ -140,11 +140,11 @@ def test_swin_child_config_converts_every_linear_and_conv_of_its_backbone():
                for n in qlin)
     # every quantized layer is TR-scheduled, linear weights included
     wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
-    names = set(wrapper._counter.names)
+    names = set(wrapper.counter.names)
     assert {f'backbone.{n}' for n in qlin} <= names
     n_lin = sum(bb[n].weight.numel() for n in qlin)
     assert n_lin > 0.9 * sum(p.numel() for p in model.backbone.parameters())
-    assert int(wrapper._counter.numels.sum()) == sum(
+    assert int(wrapper.counter.numels.sum()) == sum(
         m.weight.numel() for _, m in quantized_layers(model))
 
 
@@ -159,7 +159,7 @@ def test_tr_scheduling_counts_linear_weights_eq5():
         type='TRSOptimWrapper', constructor='TRSOptimWrapperConstructor',
         optimizer=dict(type='AdamW', lr=0.02, weight_decay=0.01), init_target=0.05,
         eta=0.01, tr_momentum=0.5))
-    assert wrapper._counter.names == ['0', '2']
+    assert wrapper.counter.names == ['0', '2']
 
     def levels():
         out = []

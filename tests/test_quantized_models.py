@@ -160,7 +160,7 @@ def test_new_backbone_by_inheritance_trains_one_trs_step(tmp_path):
     wrapper = build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
     log_vars = train_steps(model, wrapper, 2)
     assert torch.isfinite(log_vars['loss'])
-    assert wrapper._steps == 2 and wrapper.talr > 0
+    assert wrapper.steps == 2 and wrapper.talr > 0
 
 
 def train_steps(model, wrapper, n):
@@ -203,7 +203,7 @@ def test_frozen_backbone_stages_train_and_are_not_tr_scheduled():
     assert torch.isfinite(log_vars['loss'])
     assert not l1.training and l1.act_quantizer.is_initialized
     assert torch.equal(l1.weight, w1)
-    names = wrapper._counter.names
+    names = wrapper.counter.names
     assert 'backbone.layer2.0.conv1' in names
     assert not any(n.startswith(('backbone.conv1', 'backbone.layer1.')) for n in names)
 

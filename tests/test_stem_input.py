@@ -1,6 +1,6 @@
 """The first layer's input quantizer: a scale fixed from the data preprocessor's mean/std
 (no gradient w.r.t. the image), the learned scale behind `input_scale='learned'`, and
-float input behind `a_bits=None` (issue 18)."""
+float input behind `a_bits=None`."""
 import copy
 import os.path as osp
 

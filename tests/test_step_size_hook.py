@@ -8,7 +8,7 @@ from mmengine.logging import MessageHub
 from torch import nn
 
 import mmtrs  # noqa: F401
-from mmtrs.engine import EffectiveStepSizeHook
+from mmtrs.trs import EffectiveStepSizeHook
 from mmtrs.quant import QConv2d
 
 

@@ -1,4 +1,4 @@
-"""The beyond-the-paper options of TRSOptimWrapper (issue 15 item 6): Eq. 11 in log space
+"""The beyond-the-paper options of TRSOptimWrapper: Eq. 11 in log space
 (controller='log'), the measured-target factor auto_target_scale and the tracking error
 |K - R| / R, against hand-computed values."""
 import math
@@ -13,10 +13,10 @@ from test_trs_optim_wrapper import build, loss_fn, qlayers, ref_levels, tiny_mod
 def _drive(wrapper, ks):
     """Feed Eq. 10 per-step transition rates k (the same in every layer) and return U
     after each update."""
-    numels = wrapper._counter.numels
+    numels = wrapper.counter.numels
     out = []
     for k in ks:
-        wrapper._update_schedule(numels * k)
+        wrapper.update_schedule(numels * k)
         out.append(wrapper.talr)
     return out
 
@@ -51,7 +51,7 @@ def test_additive_stays_the_default():
     # Eq. 11 by hand: m = 0, eta = 2: U = 0.1 + 2 (0.01 - 0.04) = 0.04, then
     # 0.04 + 2 (0.01 - 0) = 0.06
     w = build(tiny_model(), tr_momentum=0.0, init_target=0.01, init_talr=0.1, eta=2.0)
-    assert w.controller == 'additive'
+    assert w.settings.controller == 'additive'
     assert _drive(w, [0.04, 0.0]) == pytest.approx([0.04, 0.06], rel=1e-12)
     assert w.tracking_error == pytest.approx(1.0)  # K = 0, R = 0.01
 
@@ -85,7 +85,7 @@ def test_auto_target_scale_multiplies_measured_target():
     assert measured > 0
     assert w.target_tr == pytest.approx(scale * measured, rel=1e-9)
     # eta='auto' uses the scaled R^0: U^0 / (R^0 * eta_adapt_iters), U^0 = LR 0.05
-    assert w._eta == pytest.approx(0.05 / (scale * measured * 10), rel=1e-9)
+    assert w.eta == pytest.approx(0.05 / (scale * measured * 10), rel=1e-9)
 
 
 @pytest.mark.parametrize('key,value', [('controller', 'exp'), ('eta_log', -1.0),
@@ -106,3 +106,38 @@ def test_log_controller_resumes_exactly():
     b.load_state_dict(a.state_dict())
     assert _drive(b, [0.0, 0.0]) == pytest.approx([0.1, 0.2], rel=1e-12)
     assert np.isfinite(b.talr)
+
+
+# ---- the pure controller classes (mmtrs/trs/controller.py), without an optimizer -----
+
+def test_running_rate_by_hand():
+    from mmtrs.trs import RunningTransitionRate
+    numels = torch.tensor([10.0, 30.0], dtype=torch.float64)
+    # global: k = (2 + 6) / 40 = 0.2; K = 0.9 * 0 + 0.1 * 0.2 = 0.02; then k = 0,
+    # K = 0.018; corrected K = 0.018 / (1 - 0.81) = 0.0947...
+    rate = RunningTransitionRate(0.9)
+    rate.update(torch.tensor([2.0, 6.0], dtype=torch.float64), numels)
+    assert float(rate.k[0]) == pytest.approx(0.2, rel=1e-15)
+    assert float(rate.K[0]) == pytest.approx(0.02, rel=1e-15)
+    rate.update(torch.zeros(2, dtype=torch.float64), numels)
+    assert float(rate.K[0]) == pytest.approx(0.018, rel=1e-14)
+    assert float(rate.corrected()[0]) == pytest.approx(0.018 / 0.19, rel=1e-14)
+    assert torch.equal(rate.as_seen(False), rate.K)
+    # per layer: k = (0.2, 0.2) here, each layer its own K
+    per = RunningTransitionRate(0.5, size=2)
+    per.update(torch.tensor([1.0, 9.0], dtype=torch.float64), numels)
+    assert per.k.tolist() == pytest.approx([0.1, 0.3], rel=1e-15)
+    assert per.K.tolist() == pytest.approx([0.05, 0.15], rel=1e-15)
+
+
+def test_talr_controller_additive_by_hand():
+    from mmtrs.trs import TALRController
+    # U = max(0, U + eta (R - K)): 0.1 + 2 * (0.01 - 0.03) = 0.06, then 0.06 + 2 * (0.01 -
+    # 0.05) = -0.02 -> clamped to 0
+    c = TALRController(1, 0.1, eta=2.0)
+    c.update(0.01, torch.tensor([0.03], dtype=torch.float64))
+    assert float(c.U[0]) == pytest.approx(0.06, rel=1e-14)
+    c.update(0.01, torch.tensor([0.05], dtype=torch.float64))
+    assert float(c.U[0]) == 0.0
+    c.reset(0.2, 0.5)
+    assert float(c.U[0]) == 0.2 and c.eta == 0.5

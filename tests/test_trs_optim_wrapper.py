@@ -213,9 +213,9 @@ def test_accumulative_counts_counts_once_per_update():
     wrapper.initialize_count_status(model, 0, 100)
     w0 = qlayers(model)[0].weight.detach().clone()
     wrapper.update_params(loss_fn(model, 0))
-    assert wrapper._steps == 0 and torch.equal(w0, qlayers(model)[0].weight.detach())
+    assert wrapper.steps == 0 and torch.equal(w0, qlayers(model)[0].weight.detach())
     wrapper.update_params(loss_fn(model, 1))
-    assert wrapper._steps == 1 and not torch.equal(w0, qlayers(model)[0].weight.detach())
+    assert wrapper.steps == 1 and not torch.equal(w0, qlayers(model)[0].weight.detach())
 
 
 def test_auto_target_measures_running_tr_under_ordinary_lr():
@@ -241,7 +241,7 @@ def test_auto_target_measures_running_tr_under_ordinary_lr():
     measured = K / (1 - m ** updates)
     assert measured > 0
     assert wrapper.target_tr == pytest.approx(measured, rel=1e-9)
-    assert wrapper._eta == pytest.approx(0.05 / (measured * 10), rel=1e-9)
+    assert wrapper.eta == pytest.approx(0.05 / (measured * 10), rel=1e-9)
 
 
 def test_errors_are_clear():
@@ -288,7 +288,7 @@ def test_running_tr_tracks_a_scheduled_target():
 def test_transition_counts_fused_and_aten_match_numpy(w_bits, monkeypatch):
     """Eq. 5 counts of the fused one-pass kernel and of the ATen path (GPUs) against
     numpy on weights large enough to be split across threads."""
-    from mmtrs.engine.transition_counter import TransitionCounter
+    from mmtrs.trs import TransitionCounter
     from mmtrs.quant import quantizer as qmod
     assert qmod.fused_kernel_available(), 'fused kernel not built: run `pip install -e .`'
     torch.manual_seed(w_bits)

@@ -1,11 +1,12 @@
-"""Print the table of every declared config key (mmtrs/utils/config_schema.py), as it
-appears in docs/errors.md; tests/test_config_fuzz.py checks that the docs hold it."""
+"""Print the table of every declared config key (each declared next to its component,
+all listed in mmtrs/apis/schemas.py), as it appears in docs/errors.md;
+tests/test_config_fuzz.py checks that the docs hold it."""
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmtrs.utils.config_schema import SCHEMAS  # noqa: E402
+from mmtrs.apis.schemas import SCHEMAS  # noqa: E402
 
 if __name__ == '__main__':
     print('| key | accepted values | meaning |\n|---|---|---|')

@@ -4,7 +4,7 @@ import itertools
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..quant import Quantizer, calibrate_quantizers
+from ..quant import Quantizer, calibrate_quantizers, unwrap
 
 
 @HOOKS.register_module()
@@ -21,7 +21,7 @@ class QuantizerCalibrationHook(Hook):
         self.num_batches = num_batches
 
     def _calibrate(self, runner):
-        model = getattr(runner.model, 'module', runner.model)
+        model = unwrap(runner.model)
         if all(q.is_initialized for q in model.modules() if isinstance(q, Quantizer)):
             return
         loader = runner.build_dataloader(runner.cfg.train_dataloader)

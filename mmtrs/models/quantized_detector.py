@@ -9,7 +9,7 @@ quantized by the same policy:
 """
 from mmdet.registry import MODELS
 
-from ..quant.policy import build_quant_cfg, quantize_model
+from ..quant import build_quant_cfg, quantize_model
 
 
 @MODELS.register_module()

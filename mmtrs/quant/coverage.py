@@ -13,7 +13,7 @@ left out: they are per-channel and stay float in every QAT scheme, including the
 """
 from collections import OrderedDict
 
-from torch import nn
+from .geometry import LAYER_KINDS, layer_kind
 
 
 def _weights(module):
@@ -29,11 +29,9 @@ def _fmt(n):
 
 
 def conv_kind_counts(layers):
-    """{'depthwise': n, 'pointwise': n, 'other': n} over (name, layer) pairs, by the
-    layer kinds of the oscillation tracker (mmtrs/engine/oscillation.py: depthwise =
-    groups == in_channels > 1, the layers Nagel et al. find oscillating most)."""
-    from ..engine.oscillation import layer_kind  # late: engine imports the policy
-    counts = dict(depthwise=0, pointwise=0, other=0)
+    """{'depthwise': n, 'pointwise': n, 'other': n} over (name, layer) pairs, by
+    `geometry.layer_kind`."""
+    counts = dict.fromkeys(LAYER_KINDS, 0)
     for _, layer in layers:
         counts[layer_kind(layer)] += 1
     return counts

@@ -6,7 +6,7 @@ training: [min_c (0 - mean_c) / std_c, max_c (255 - mean_c) / std_c]. A scale fi
 that Eq. 13's grid covers that range needs no data and no gradient. A learned scale
 (LSQ, the body's rule) needs d loss / d x_q of the first conv, i.e. a convolution
 backward pass with respect to the image that nothing else uses: on the demo RetinaNet
-that input-gradient pass was about 30% of the whole QAT overhead (issue 18).
+that input-gradient pass was about 30% of the whole QAT overhead (docs/results.md).
 
 `quant_cfg.first_layer.input_scale` chooses: 'fixed' (this module, the default) or
 'learned' (initialised from the first batch like every other activation quantizer).

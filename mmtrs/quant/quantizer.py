@@ -15,8 +15,18 @@ import torch
 from mmengine.logging import print_log
 from torch import nn
 
-# the bit-width and init_mult rules are declared once, with the other config keys
-from ..utils.config_schema import QUANTIZER_SCHEMA, check_bits  # noqa: F401 (re-exported)
+from ..utils.config_schema import Number, Schema, check_bits
+
+#: what every scale-init multiplier must be (quant_cfg.init_mult, first/last layers)
+INIT_MULT_FIX = ('use a positive finite number such as 3.0 (the scale starts at '
+                 'init_mult * std, Quantizer)')
+
+#: keys of a quantizer built directly (conv_cfg=dict(type='QConv2d', ...))
+QUANTIZER_SCHEMA = Schema('quantizer', dict(
+    init_mult=Number(low=0, low_open=True, fix=INIT_MULT_FIX + '; set it through '
+                     'quant_cfg.init_mult or QConv2d(init_mult=...)',
+                     doc='scale-init multiplier'),
+))
 
 
 class NegativeInputError(RuntimeError):
@@ -306,6 +316,27 @@ class Quantizer(nn.Module):
         """Integer levels round(clip(gamma*x/s, alpha, beta)) (sign levels if binary)."""
         alpha, beta, gamma = self.qrange
         return _levels_((x * (gamma / self.scale)).clamp_(alpha, beta), self.use_sign)
+
+    @torch.no_grad()
+    def normalize(self, x):
+        """gamma * x / s: x in level units, where the transition points are the
+        half-integers (0 for binary) and the levels the integers of Eq. 13."""
+        return x.detach() * (self.qrange[2] / self.scale.detach())
+
+    @torch.no_grad()
+    def update_levels(self, x, prev):
+        """Count the elements of `x` whose level differs from `prev` (int8, the levels
+        of an earlier x) and write the current levels into `prev`. Returns an int (fused
+        CPU kernel, one pass) or a 0-dim tensor on x's device (no host sync on GPUs)."""
+        x = x.detach()
+        if _use_fused(x) and prev.is_contiguous():
+            alpha, beta, gamma = self.qrange
+            c = float(self.scale.detach().reciprocal() * gamma)  # as discretize: gamma/s
+            return _fused_quantize.update_levels(x, c, alpha, beta, self.use_sign, prev)
+        new = self.discretize(x).to(torch.int8)
+        changed = (new != prev).sum()
+        prev.copy_(new)
+        return changed
 
     def forward(self, x, out_scale=None):
         """x_q of Eq. 13. `out_scale`: a callable returning the factors of a scale f,

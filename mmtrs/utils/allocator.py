@@ -7,9 +7,8 @@ activations and gradients in bulk at the end of the backward pass, so the heap i
 trimmed every step and the next step touches all those pages again: one minor page
 fault (and a page zeroed by the kernel) per 4 KiB. A QAT step allocates more blocks of
 activation size than an FP step (the quantized input of each layer, its gradient).
-Measured on the R18 demo (batch 8, 256 px, docs/results.md "Step cost"): with 1 thread
-a QAT step kept taking 10,000-12,500 page faults (FP 0), costing it 0.04-0.05x of the FP
-step; with 2 threads glibc's own thresholds settled within 20 steps (0-4,000).
+On CPU that costs a QAT step a few percent of an FP step (measured by
+`benchmarks/allocator.py` and `benchmarks/step_cost.py --allocator`, docs/results.md).
 
 Fixing the two thresholds (M_TRIM_THRESHOLD at its maximum, M_MMAP_THRESHOLD at glibc's
 largest, 32 MiB) keeps that memory mapped: the peak memory is the same (it is reached
@@ -24,6 +23,14 @@ import ctypes
 import platform
 
 from mmengine.logging import print_log
+
+from .config_schema import Bool, Schema
+
+#: env_cfg keys of mmtrs (MMEngine ignores keys it does not know)
+ENV_CFG_SCHEMA = Schema('env_cfg', dict(
+    retain_freed_memory=Bool(doc='glibc malloc keeps freed memory between steps '
+                                 '(default True; tools/train.py and tools/test.py)'),
+))
 
 # glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -48,8 +55,7 @@ def retain_freed_memory():
 
 def apply_env_cfg(cfg):
     """Apply `env_cfg.retain_freed_memory` of a config (default True; checked against
-    its declaration in config_schema.py). Returns the value."""
-    from .config_schema import ENV_CFG_SCHEMA
+    its declaration, ENV_CFG_SCHEMA). Returns the value."""
     env = {'retain_freed_memory': True, **(cfg.get('env_cfg') or {})}
     ENV_CFG_SCHEMA.check(env, 'env_cfg')
     if env['retain_freed_memory'] and retain_freed_memory():

@@ -1,5 +1,5 @@
 """Permanent freezing of individual quantized weights (Nagel et al.'s iterative
-freezing, SpQAT/LTS): the mechanism shared by the freezing hooks.
+freezing, SpQAT's LTS): the mechanism shared by the freezing hooks.
 
 A frozen weight gets a zero gradient (a tensor hook on the weight, so it also drops out
 of gradient clipping and DDP's reduction carries zeros) and, after every optimizer
@@ -14,7 +14,8 @@ TALR can move it: its level never changes again. Two ways to hold it:
   across a level either; with a frozen scale (TR scheduling) this is the latent value
   itself, up to one rounding of the product.
 
-Frozen weights leave N of Eq. 5: `TransitionCounter` subtracts `num_frozen(layer)`.
+A layer carries its FrozenWeights as `layer.frozen_weights`; frozen weights leave N of
+Eq. 5 (`mmtrs.quant.num_frozen`, read by the transition counter).
 """
 import torch
 
@@ -49,9 +50,7 @@ class FrozenWeights:
         if self.by_level:
             self.target[new] = levels[new].to(self.target.dtype)
         else:
-            q = self.layer.weight_quantizer
-            normalized = self.layer.weight * (q.qrange[2] / q.scale.detach())
-            self.target[new] = normalized[new]
+            self.target[new] = self.layer.weight_quantizer.normalize(self.layer.weight)[new]
         self.mask |= new
         added = int(new.sum())
         self.count += added
@@ -99,8 +98,3 @@ def detach_freezer(layer):
         fw.remove()
         layer.frozen_weights = None
 
-
-def num_frozen(layer):
-    """Number of frozen weights of a quantized layer (0 without a freezing hook)."""
-    fw = getattr(layer, 'frozen_weights', None)
-    return fw.count if fw is not None else 0

@@ -7,8 +7,8 @@ layers' weights (normalized units, x = gamma * w / s, in level units):
     quantized step = mean |x_d(t) - x_d(t-1)|        (integer levels; x_q = x_d / gamma)
 
 logged as `step/latent`, `step/quantized` and per layer kind
-(`step/latent_depthwise`, `step/quantized_pointwise`, ...; kinds as the oscillation
-tracker's). Under plain SGD the quantized step is an unreliable function of the latent
+(`step/latent_depthwise`, `step/quantized_pointwise`, ...; kinds of
+`mmtrs.quant.layer_kind`). Under plain SGD the quantized step is an unreliable function of the latent
 one (the paper's motivation); TR scheduling controls the quantized step directly. At the
 end of training the distances of the normalized latent weights to their nearest
 transition point (paper Fig. 3c-d) are written to `<work_dir>/latent_near_transition.json`
@@ -21,16 +21,8 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..quant.policy import quantized_layers
-from .oscillation import layer_kind
-
-KINDS = ('depthwise', 'pointwise', 'other')
-
-
-def _normalized(layer):
-    q = layer.weight_quantizer
-    alpha, beta, gamma = q.qrange
-    return layer.weight.detach() * (gamma / q.scale.detach()), q
+from ..quant import (LAYER_KINDS, layer_kind, normalized_weight, quantized_layers,
+                     transition_distance)
 
 
 @HOOKS.register_module()
@@ -64,18 +56,18 @@ class EffectiveStepSizeHook(Hook):
         if (runner.iter + 1) % self.interval == 0:
             snap = []
             for kind, m in self._layers(runner):
-                x, q = _normalized(m)
-                snap.append((kind, x.clone(), q.discretize(m.weight.detach())))
+                snap.append((kind, normalized_weight(m),
+                             m.weight_quantizer.discretize(m.weight.detach())))
             self._before = snap
 
     @torch.no_grad()
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if self._before is None:
             return
-        sums = {k: [0.0, 0.0, 0] for k in KINDS}   # latent, quantized, count
+        sums = {k: [0.0, 0.0, 0] for k in LAYER_KINDS}   # latent, quantized, count
         for (kind, x0, d0), (_, m) in zip(self._before, self._layers(runner)):
-            x1, q = _normalized(m)
-            d1 = q.discretize(m.weight.detach())
+            x1 = normalized_weight(m)
+            d1 = m.weight_quantizer.discretize(m.weight.detach())
             s = sums[kind]
             s[0] += float((x1 - x0).abs().sum())
             s[1] += float((d1 - d0).abs().sum())
@@ -94,14 +86,9 @@ class EffectiveStepSizeHook(Hook):
     def after_train(self, runner):
         """Histogram of |x - nearest transition point| (0..0.5 levels) per layer kind."""
         edges = torch.linspace(0, 0.5, self.bins + 1)
-        hist = {k: torch.zeros(self.bins, dtype=torch.float64) for k in KINDS}
+        hist = {k: torch.zeros(self.bins, dtype=torch.float64) for k in LAYER_KINDS}
         for kind, m in self._layers(runner):
-            x, q = _normalized(m)
-            alpha, beta, _ = q.qrange
-            if q.use_sign:
-                d = x.abs()
-            else:  # nearest half-integer inside the grid
-                d = (x - (x.floor() + 0.5).clamp(alpha + 0.5, beta - 0.5)).abs()
+            d = transition_distance(normalized_weight(m), m.weight_quantizer)
             idx = torch.bucketize(d.flatten().clamp(max=0.5), edges[1:-1])
             hist[kind] += torch.bincount(idx, minlength=self.bins).double()
         out = dict(edges=edges.tolist(),

@@ -1,25 +1,7 @@
-"""Counting transitions of quantized weights (paper Eq. 5) and distances to transition
-points (the quantity of the paper's Fig. 3d)."""
+"""Counting transitions of quantized weights: the numerator of paper Eq. 5."""
 import torch
 
-from mmtrs.quant import quantizer as qmod
-
-from .weight_freezing import num_frozen
-
-
-def _update_levels(layer, prev):
-    """Number of weights of `layer` whose level differs from `prev` (an int, or a 0-dim
-    tensor on the weights' device); `prev` is updated to the current levels in place.
-    One fused pass on CPU float32 weights."""
-    q, w = layer.weight_quantizer, layer.weight.detach()
-    if qmod.fused_kernel_available() and qmod._use_fused(w) and prev.is_contiguous():
-        alpha, beta, gamma = q.qrange
-        c = float(q.scale.detach().reciprocal() * gamma)  # as discretize computes gamma/s
-        return qmod._fused_quantize.update_levels(w, c, alpha, beta, q.use_sign, prev)
-    new = q.discretize(w).to(torch.int8)
-    changed = (new != prev).sum()  # a device tensor: no per-layer sync on GPUs
-    prev.copy_(new)
-    return changed
+from ..quant import num_frozen, transition_distance
 
 
 class TransitionCounter:
@@ -27,6 +9,9 @@ class TransitionCounter:
 
     Levels are kept as int8 (every supported bit-width fits), so the bookkeeping is one
     discretization and one comparison per weight and step.
+
+    Args:
+        layers (list): (name, quantized layer) pairs.
     """
 
     def __init__(self, layers):
@@ -38,8 +23,8 @@ class TransitionCounter:
 
     @property
     def numels(self):
-        """Per-layer N of Eq. 5: the weights that can still transition. Weights frozen
-        by a freezing hook (weight_freezing.py) cannot, so they leave N."""
+        """Per-layer N of Eq. 5: the weights that can still transition. Weights held by
+        a freezing remedy cannot, so they leave N."""
         return torch.tensor([max(m.weight.numel() - num_frozen(m), 1) for m in self.layers],
                             dtype=torch.float64)
 
@@ -57,7 +42,8 @@ class TransitionCounter:
         if self.prev is None:
             self.prev = self.levels()
             return None
-        counts = [_update_levels(m, prev) for m, prev in zip(self.layers, self.prev)]
+        counts = [m.weight_quantizer.update_levels(m.weight, prev)
+                  for m, prev in zip(self.layers, self.prev)]
         if all(isinstance(c, int) for c in counts):
             return torch.tensor(counts, dtype=torch.float64)
         return torch.stack([torch.as_tensor(c) for c in counts]).to('cpu', torch.float64)
@@ -65,21 +51,12 @@ class TransitionCounter:
     @torch.no_grad()
     def transition_distance(self, near=0.05):
         """Mean distance of normalized latent weights to their nearest transition point
-        (in level units) and the fraction closer than `near`, over all weights.
-
-        Multi-bit: transition points are the half-integers between alpha and beta;
-        binary (sign): the single point 0.
-        """
+        (in level units, paper Fig. 3d) and the fraction closer than `near`, over all
+        weights."""
         total = dist_sum = near_sum = 0.0
         for m in self.layers:
-            q = m.weight_quantizer
-            alpha, beta, gamma = q.qrange
-            v = m.weight.detach() * (gamma / q.scale)
-            if q.use_sign:
-                d = v.abs()
-            else:
-                t = (v.floor() + 0.5).clamp_(alpha + 0.5, beta - 0.5)
-                d = (v - t).abs_()
+            d = transition_distance(m.weight_quantizer.normalize(m.weight),
+                                    m.weight_quantizer)
             total += d.numel()
             dist_sum += float(d.sum())
             near_sum += float((d < near).sum())

@@ -1,4 +1,4 @@
-"""The seeds' oscillation remedies (docs/methods.md) against hand-computed values and
+"""The oscillation remedies (docs/methods.md) against hand-computed values and
 independent re-implementations: tracking, freezing rules, schedules, losses and their
 gradients."""
 import math
@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import mmtrs  # noqa: F401
-from mmtrs.engine import (BinRegularizationHook, LTSFreezingHook, OscillationDampeningHook,
-                          OscillationFreezingHook, TransitionCounter)
-from mmtrs.engine.oscillation import LTSState, OscillationState, layer_kind
-from mmtrs.engine.weight_freezing import FrozenWeights, attach_freezer, detach_freezer
-from mmtrs.quant import QConv2d
-from mmtrs.quant.regularizers import bin_regularization_loss, dampening_loss
+from mmtrs.quant import QConv2d, layer_kind
+from mmtrs.remedies import (BinRegularizationHook, FrozenWeights, LTSFreezingHook, LTSState,
+                            OscillationDampeningHook, OscillationFreezingHook,
+                            OscillationState, attach_freezer, bin_regularization_loss,
+                            dampening_loss, detach_freezer)
+from mmtrs.trs import TransitionCounter
 
 
 def qlayer(weight, scale, bits=4, groups=1):

@@ -1,4 +1,4 @@
-"""Regularisers of quantized weights from the seeds, as pure functions of one layer.
+"""Loss terms of the oscillation remedies, as pure functions of one quantized layer.
 
 Notation: latent weight w, scale s, level x_d = round(clip(gamma * w / s, alpha, beta)),
 bin centre w_q = s * x_d / gamma (weight units), w_c = clip(w, s*alpha/gamma, s*beta/gamma).
@@ -29,7 +29,7 @@ def dampening_loss(layer):
 
 
 def bin_regularization_loss(layer):
-    """Oscillation-aware bin regularisation, OBR (Quantization Variation, seed 003):
+    """Oscillation-aware bin regularisation, OBR (Quantization Variation, Huang et al. 2023):
     mean((sg(w_q) - w_c)^2) + sum over levels k of the unbiased variance of w_c over the
     weights at level k; levels holding fewer than 2 weights are skipped. Bins are found
     by integer level, not by float equality of w_q."""

@@ -1,51 +1,10 @@
-"""Per-weight state of the seeds' oscillation remedies, as plain tensors (no runner), so
-each rule can be checked by hand. The hooks in `seed_method_hooks.py` drive them.
+"""Per-weight state of the oscillation remedies, as plain tensors (no runner), so each
+rule can be checked by hand. The hooks in `per_weight_hooks.py` drive them.
 
 Notation (per quantized layer): latent weight w, scale s, integer level
 x_d = round(clip(gamma * w / s, alpha, beta)) (paper Eq. 13).
 """
-import math
-
 import torch
-
-
-def layer_kind(layer):
-    """'depthwise', 'pointwise' (1x1, ungrouped) or 'other' (Nagel et al. find the
-    oscillations concentrated in depthwise layers)."""
-    groups = getattr(layer, 'groups', 1)
-    kernel = getattr(layer, 'kernel_size', None)
-    if groups > 1 and groups == getattr(layer, 'in_channels', -1):
-        return 'depthwise'
-    if kernel is not None and tuple(kernel) == (1, 1) and groups == 1:
-        return 'pointwise'
-    return 'other'
-
-
-def cosine_anneal(t, total, start_frac, v_from, v_to):
-    """v_from at t = start_frac * total, cosine to v_to at t = total; None before the
-    start (the rule is off). Used for Nagel et al.'s freezing threshold (0.1 -> 0.01)
-    and dampening weight (0 -> lambda), and QV's OBR weight (0 -> lambda), all starting
-    at 25% of training in their public code."""
-    t0 = start_frac * total
-    if t < t0:
-        return None
-    p = min(1.0, (t - t0) / max(total - t0, 1e-12))
-    return v_to + (v_from - v_to) * 0.5 * (1.0 + math.cos(math.pi * p))
-
-
-def lts_tau(t, total, warmup_frac, schedule='linear', tau_max=1.0):
-    """LTS freezing threshold tau(t) in bin widths: None during the warm-up, then rising
-    0 -> tau_max over the rest of training ('linear', or 'sine': tau_max*sin(pi/2*p)), or
-    'constant' tau_max (SpQAT, seed 002)."""
-    t0 = warmup_frac * total
-    if t < t0:
-        return None
-    p = min(1.0, (t - t0) / max(total - t0, 1e-12))
-    if schedule == 'linear':
-        return tau_max * p
-    if schedule == 'sine':
-        return tau_max * math.sin(0.5 * math.pi * p)
-    return tau_max
 
 
 class OscillationState:
@@ -103,11 +62,12 @@ class OscillationState:
 
 
 class LTSState:
-    """Distance-to-level EMA of one layer (SpQAT / LTS, seed 002):
+    """Distance-to-level EMA of one layer (SpQAT, which freezes the "partly scratch-off
+    lottery ticket", LTS):
         dist <- m * dist + (1 - m) * |w_n - q|   (w_n = gamma * w / s, q its level),
         dist <- 1 (the bin width, in level units) where the level changed this step.
     Initialised to the bin width, so no weight looks settled before it has been
-    observed (our choice; the seed does not say)."""
+    observed (our choice; the SpQAT paper does not say)."""
 
     def __init__(self, levels, momentum):
         self.momentum = momentum

@@ -1,5 +1,5 @@
 """Loss-based oscillation remedies as hooks: oscillation dampening (Nagel et al. 2022)
-and OBR (Quantization Variation, seed 003).
+and OBR (Quantization Variation, Huang et al. 2023).
 
 The mechanism: in `before_train` the hook registers a forward hook on the (unwrapped)
 model that, on training forwards in `mode='loss'`, adds `lambda(t) * sum over quantized
@@ -12,10 +12,15 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..quant.policy import quantized_layers
-from ..quant.regularizers import bin_regularization_loss, dampening_loss
-from ..utils.config_schema import QUANT_REGULARIZER_HOOK_SCHEMA
-from .oscillation import cosine_anneal
+from ..quant import trainable_quantized_layers, unwrap
+from ..utils.config_schema import Number, Schema, fraction
+from .losses import bin_regularization_loss, dampening_loss
+from .schedules import cosine_anneal
+
+QUANT_REGULARIZER_HOOK_SCHEMA = Schema('regularizer hook', dict(  # Dampening, BinRegularization
+    lambda_max=Number(low=0, example='0.1', doc='final weight of the regularizer'),
+    start=fraction(example='0.25', doc='fraction of training before the regularizer'),
+))
 
 
 class QuantRegularizerHook(Hook):
@@ -44,11 +49,8 @@ class QuantRegularizerHook(Hook):
         return 0.0 if lam is None else lam
 
     def before_train(self, runner):
-        model = getattr(runner.model, 'module', runner.model)
-        self.layers = [m for _, m in quantized_layers(model) if m.weight.requires_grad]
-        if not self.layers:
-            raise ValueError(f'{type(self).__name__}: the model has no trainable quantized '
-                             "layer; use model.type='QuantizedDetector' with a quant_cfg.")
+        model = unwrap(runner.model)
+        self.layers = [m for _, m in trainable_quantized_layers(model, type(self).__name__)]
         self._handle = model.register_forward_hook(self._add_loss, with_kwargs=True)
 
     def after_train(self, runner):
@@ -92,7 +94,8 @@ class OscillationDampeningHook(QuantRegularizerHook):
 
 @HOOKS.register_module()
 class BinRegularizationHook(QuantRegularizerHook):
-    """Oscillation-aware bin regularisation, OBR (Quantization Variation, seed 003):
+    """Oscillation-aware bin regularisation, OBR (Quantization Variation, Huang et al.
+    2023):
     loss `loss_obr`.
 
     Args:

@@ -1,4 +1,4 @@
-"""The seed methods as a user runs them (tools/train.py, torchrun, --resume after
+"""The oscillation remedies as a user runs them (tools/train.py, torchrun, --resume after
 SIGKILL) on the generated dataset: each trains to a finite COCO AP, logs its statistics,
 keeps its per-weight state across a kill, and holds identical masks on every rank."""
 import glob

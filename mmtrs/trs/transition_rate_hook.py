@@ -2,14 +2,26 @@
 import math
 
 import torch
+from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..quant.policy import quantized_layers
-from ..utils.config_schema import TR_HOOK_SCHEMA
-from .rank_check import check_ranks_agree
-from .transition_counter import TransitionCounter
-from .trs_optim_wrapper import TransitionRateSchedulingMixin
+from ..quant import quantized_layers
+from ..utils.config_schema import Bool, Int, Number, Schema
+from ..utils.rank_check import check_ranks_agree
+from .controller import RunningTransitionRate
+from .counter import TransitionCounter
+from .optim_wrapper import TransitionRateSchedulingMixin
+
+TR_HOOK_SCHEMA = Schema('TransitionRateHook', dict(
+    interval=Int(low=1, example='50', doc='iterations between distance/per-layer logs'),
+    near=Number(low=0, high=0.5, low_open=True, example='0.05',
+                doc='distance to a transition point, in levels (at most 0.5)'),
+    momentum=Number(low=0, high=1, high_open=True, example='0.9',
+                    doc='m of Eq. 10 for plain optimizers'),
+    per_layer=Bool(doc='also log per-layer values'),
+    check_ranks=Bool(doc='check that ranks agree'),
+))
 
 
 @HOOKS.register_module()
@@ -50,19 +62,18 @@ class TransitionRateHook(Hook):
         self.per_layer = per_layer
         self._trs = None
         self._counter = None
-        self._K = 0.0
-        self._k = float('nan')
+        self._rate = None  # plain optimizers: k and K measured here (Eqs. 5, 10)
         self._ranks_agreed = False  # logged once, on the first successful check
 
     def before_train(self, runner):
         wrapper = runner.optim_wrapper
         if isinstance(wrapper, TransitionRateSchedulingMixin):
-            wrapper._check_bound()
             self._trs = wrapper
-            self._counter = wrapper._counter
+            self._counter = wrapper.counter
         else:
             self._trs = None
             self._counter = TransitionCounter(quantized_layers(runner.model))
+            self._rate = RunningTransitionRate(self.momentum)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         hub = runner.message_hub
@@ -84,10 +95,9 @@ class TransitionRateHook(Hook):
             changed = self._counter.count()
             if changed is not None:
                 numels = self._counter.numels
-                self._k = float(changed.sum() / numels.sum())
-                self._K = self.momentum * self._K + (1 - self.momentum) * self._k
-                hub.update_scalar('train/tr/rate', self._k)
-                hub.update_scalar('train/tr/running_rate', self._K)
+                self._rate.update(changed, numels)
+                hub.update_scalar('train/tr/rate', float(self._rate.k[0]))
+                hub.update_scalar('train/tr/running_rate', float(self._rate.K[0]))
                 if self.per_layer and self.every_n_train_iters(runner, self.interval):
                     for name, c, n in zip(self._counter.names, changed, numels):
                         hub.update_scalar(f'train/tr/layer/{name}/rate', float(c / n))
@@ -100,13 +110,12 @@ class TransitionRateHook(Hook):
 
     @torch.no_grad()
     def _check_ranks_agree(self, runner):
-        from mmengine import dist
         if dist.get_world_size() < 2:
             return
         if self._trs is not None:
             state = [self._trs.transition_rate, self._trs.running_tr, self._trs.talr]
         else:
-            state = [self._k, self._K, 0.0]
+            state = [float(self._rate.k[0]), float(self._rate.K[0]), 0.0]
         state += [float(m.weight.double().sum()) for m in self._counter.layers]
         world = check_ranks_agree(state, 'TR state or quantized weights', runner.iter + 1)
         if not self._ranks_agreed:

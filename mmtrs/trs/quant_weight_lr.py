@@ -1,11 +1,12 @@
-"""Plain QAT with the quantized latent weights on an LR of their own.
+"""Plain QAT with the quantized latent weights on an LR of their own: the control of TR
+scheduling.
 
-A control for TR scheduling (issue 15): TRSOptimWrapper drives the quantized weights
-with the TALR U while BN, biases and quantizer scales follow the ordinary LR. Does a
-gain come from U's adaptation (Eq. 11), or only from giving the quantized weights a
-different LR than the rest? This constructor gives the second without the first: the
-quantized weights' LR is `quant_weight_lr_mult` x the ordinary LR, under the same
-schedule (MMEngine's schedulers scale every group from its own initial LR).
+TRSOptimWrapper drives the quantized weights with the TALR U while BN, biases and
+quantizer scales follow the ordinary LR. Does a gain come from U's adaptation (Eq. 11),
+or only from giving the quantized weights a different LR than the rest? This
+constructor gives the second without the first: the quantized weights' LR is
+`quant_weight_lr_mult` x the ordinary LR, under the same schedule (MMEngine's schedulers
+scale every group from its own initial LR).
 
     optim_wrapper = dict(type='OptimWrapper', constructor='QuantWeightLRConstructor',
                          quant_weight_lr_mult=0.1, optimizer=dict(type='SGD', lr=0.08))
@@ -13,9 +14,14 @@ schedule (MMEngine's schedulers scale every group from its own initial LR).
 from mmengine.optim import DefaultOptimWrapperConstructor
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
 
-from ..quant.policy import quantized_layers
-from ..utils.config_schema import QUANT_WEIGHT_LR_SCHEMA
-from .trs_optim_wrapper import give_weights_own_groups
+from ..quant import trainable_quantized_layers
+from ..utils.config_schema import Number, Schema
+from .param_groups import give_weights_own_groups
+
+QUANT_WEIGHT_LR_SCHEMA = Schema('optim_wrapper', dict(
+    quant_weight_lr_mult=Number(low=0, low_open=True, doc='LR of '
+                                'the quantized weights / the ordinary LR'),
+))
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -34,11 +40,9 @@ class QuantWeightLRConstructor(DefaultOptimWrapperConstructor):
 
     def __call__(self, model):
         optim_wrapper = super().__call__(model)
-        layers = [(n, m) for n, m in quantized_layers(model) if m.weight.requires_grad]
-        if not layers:
-            raise ValueError('optim_wrapper.constructor=QuantWeightLRConstructor found no '
-                             'quantized layer (QConv2d, QLinear) in the model: use a '
-                             "quantized model (model.type='QuantizedDetector').")
+        layers = trainable_quantized_layers(
+            model, 'optim_wrapper.constructor=QuantWeightLRConstructor',
+            fix="use a quantized model (model.type='QuantizedDetector')")
         give_weights_own_groups(optim_wrapper.optimizer, layers,
                                 lr=lambda i, group: group['lr'] * self.quant_weight_lr_mult)
         return optim_wrapper

@@ -1,6 +1,6 @@
-"""The seeds' oscillation remedies that act on weights between steps, as MMEngine hooks:
+"""The oscillation remedies that act on weights between steps, as MMEngine hooks:
 oscillation tracking and iterative freezing (Nagel et al., ICML 2022) and LTS freezing
-(SpQAT, seed 002). The loss-based remedies are in `regularizer_hooks.py`.
+(SpQAT). The loss-based remedies are in `regularizer_hooks.py`.
 
 Each works with any optimizer wrapper (plain SGD/Adam or TR scheduling). Hook order
 inside an iteration: the model's train_step has already taken the optimizer step; these
@@ -14,15 +14,38 @@ from mmengine import dist
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from ..quant.policy import quantized_layers
-# argument types and ranges are declared with every other config key
-from ..utils.config_schema import (LTS_FREEZING_HOOK_SCHEMA, OSC_FREEZING_HOOK_SCHEMA,
-                                   OSC_TRACKING_HOOK_SCHEMA, PER_WEIGHT_HOOK_SCHEMA)
-from .oscillation import LTSState, OscillationState, cosine_anneal, layer_kind, lts_tau
-from .rank_check import check_ranks_agree
-from .weight_freezing import attach_freezer, detach_freezer
+from ..quant import LAYER_KINDS, layer_kind, normalized_weight, trainable_quantized_layers
+from ..utils.config_schema import Bits, Bool, Int, Number, OneOf, Schema, fraction
+from ..utils.rank_check import check_ranks_agree
+from .freezing import attach_freezer, detach_freezer
+from .schedules import cosine_anneal, lts_tau
+from .state import LTSState, OscillationState
 
-KINDS = ('depthwise', 'pointwise', 'other')
+
+#: interval / check_ranks of every per-weight-state hook (OscillationTracking/Freezing, LTS)
+PER_WEIGHT_HOOK_SCHEMA = Schema('per-weight-state hook', dict(
+    interval=Int(low=1, example='50', doc='iterations between multi-process state checks'),
+    check_ranks=Bool(doc='check that ranks hold the same per-weight state'),
+))
+OSC_TRACKING_HOOK_SCHEMA = Schema('OscillationTrackingHook', dict(
+    momentum=Number(low=0, high=1, low_open=True, high_open=True, example='0.01',
+                    doc='m of the oscillation-frequency EMA (Nagel et al.)'),
+    osc_threshold=fraction(example='0.005', doc='frequency above which a weight oscillates'),
+))
+OSC_FREEZING_HOOK_SCHEMA = Schema('OscillationFreezingHook', dict(
+    start=fraction(example='0.25', doc='fraction of training before freezing'),
+    threshold_start=fraction(example='0.1', doc='freezing threshold at `start`'),
+    threshold_end=fraction(example='0.01', doc='freezing threshold at the end'),
+    max_bits=Bits(doc='only layers with at most this many weight bits'),
+))
+LTS_FREEZING_HOOK_SCHEMA = Schema('LTSFreezingHook', dict(
+    momentum=Number(low=0, high=1, high_open=True, example='0.99',
+                    doc='m of the distance EMA'),
+    warmup=fraction(example='0.2', doc='fraction of training before freezing'),
+    tau_schedule=OneOf('linear', 'sine', 'constant', doc='schedule of tau'),
+    tau_max=Number(low=0, low_open=True, example='1.0', doc='final tau, in bin widths'),
+    max_bits=Bits(doc='only layers with at most this many weight bits'),
+))
 
 
 class _PerWeightStateHook(Hook):
@@ -50,11 +73,7 @@ class _PerWeightStateHook(Hook):
 
     # ---- binding --------------------------------------------------------------------
     def before_train(self, runner):
-        model = getattr(runner.model, 'module', runner.model)
-        self.layers = [(n, m) for n, m in quantized_layers(model) if m.weight.requires_grad]
-        if not self.layers:
-            raise ValueError(f'{type(self).__name__}: the model has no trainable quantized '
-                             "layer; use model.type='QuantizedDetector' with a quant_cfg.")
+        self.layers = trainable_quantized_layers(runner.model, type(self).__name__)
         if self.freeze_by_level is not None:
             for name, layer in self._freezing_layers():
                 self.freezers[name] = attach_freezer(name, layer, self.freeze_by_level)
@@ -90,7 +109,7 @@ class _PerWeightStateHook(Hook):
                                  or runner.iter == 0):
             self._check_ranks_agree(runner)
 
-    def frozen_fraction(self):
+    def frozenfraction(self):
         total = sum(m.weight.numel() for _, m in self.layers)
         return sum(fw.count for fw in self.freezers.values()) / total
 
@@ -169,8 +188,8 @@ class OscillationTrackingHook(_PerWeightStateHook):
 
     def _log(self, runner):
         hub = runner.message_hub
-        count = dict.fromkeys(KINDS, 0)
-        total = dict.fromkeys(KINDS, 0)
+        count = dict.fromkeys(LAYER_KINDS, 0)
+        total = dict.fromkeys(LAYER_KINDS, 0)
         freq_sum = 0.0
         for name, layer in self.layers:
             f = self.states[name].freq
@@ -181,7 +200,7 @@ class OscillationTrackingHook(_PerWeightStateHook):
         n = sum(total.values())
         hub.update_scalar('train/osc/oscillating', sum(count.values()) / n)
         hub.update_scalar('train/osc/mean_freq', freq_sum / n)
-        for kind in KINDS:
+        for kind in LAYER_KINDS:
             if total[kind]:
                 hub.update_scalar(f'train/osc/oscillating_{kind}', count[kind] / total[kind])
 
@@ -244,12 +263,12 @@ class OscillationFreezingHook(OscillationTrackingHook):
         hub = runner.message_hub
         if th is not None:
             hub.update_scalar('train/osc/threshold', th)
-        hub.update_scalar('train/osc/frozen', self.frozen_fraction())
+        hub.update_scalar('train/osc/frozen', self.frozenfraction())
 
 
 @HOOKS.register_module()
 class LTSFreezingHook(_PerWeightStateHook):
-    """SpQAT / LTS freezing (seed 002): freeze weights that have settled near their
+    """SpQAT's LTS freezing: freeze weights that have settled near their
     level.
 
     Per weight, in level units: dist <- m * dist + (1 - m) * |gamma * w / s - q|, reset to
@@ -294,15 +313,12 @@ class LTSFreezingHook(_PerWeightStateHook):
     def _update(self, runner, t):
         tau = self.tau(t, runner.max_iters)
         for name, layer in self.layers:
-            q = layer.weight_quantizer
-            w = layer.weight.detach()
-            normalized = w * (q.qrange[2] / q.scale.detach())
             state = self.states[name]
-            state.update(normalized, self._levels(layer))
+            state.update(normalized_weight(layer), self._levels(layer))
             fw = self.freezers.get(name)
             if tau is not None and fw is not None:
                 fw.freeze(state.dist <= tau)
         hub = runner.message_hub
         if tau is not None:
             hub.update_scalar('train/lts/tau', tau)
-        hub.update_scalar('train/lts/frozen', self.frozen_fraction())
+        hub.update_scalar('train/lts/frozen', self.frozenfraction())

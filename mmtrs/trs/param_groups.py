@@ -1,0 +1,37 @@
+"""Param groups of their own for the quantized latent weights: how Eq. 12 gets its own
+learning rate inside an ordinary torch optimizer."""
+
+
+def give_weights_own_groups(optimizer, layers, **settings):
+    """Move the weight of each layer into a param group of its own.
+
+    Args:
+        optimizer (torch.optim.Optimizer): the optimizer holding the weights.
+        layers (list): (name, layer) pairs whose `weight` gets its own group.
+        **settings: keys of the new groups; each starts as a copy of the group the
+            weight came from, updated by these (a callable value is called with
+            (layer index, that group)).
+
+    Returns:
+        list of the names of the layers whose weight the optimizer did not hold. Groups
+        left empty are dropped.
+    """
+    index = {id(m.weight): i for i, (_, m) in enumerate(layers)}
+    found = set()
+    new_groups = []
+    for group in optimizer.param_groups:
+        keep = []
+        for p in group['params']:
+            i = index.get(id(p))
+            if i is None:
+                keep.append(p)
+            else:
+                found.add(i)
+                g = {k: v for k, v in group.items() if k != 'params'}
+                g.update({k: v(i, group) if callable(v) else v for k, v in settings.items()},
+                         params=[p])
+                new_groups.append(g)
+        group['params'] = keep
+    optimizer.param_groups[:] = [g for g in optimizer.param_groups if g['params']] + \
+        new_groups
+    return [layers[i][0] for i in range(len(layers)) if i not in found]
