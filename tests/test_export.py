@@ -248,9 +248,15 @@ def test_cli_export_verify_and_onnx_evaluation_match_pytorch(tiny_coco, trs_run,
     ckpt = osp.join(trs_run, 'iter_6.pth')
     out = str(tmp_path / 'export')
     opts = data_options(tiny_coco) + ['model.test_cfg.score_thr=0.0']
-    run_tool(['tools/export.py', TRS_CFG, ckpt, '--out', out, '--input-size', '128', '128'])
+    run_tool(['tools/export.py', TRS_CFG, ckpt, '--out', out, '--input-size', '128', '128',
+              '--calib-images', '4', '--cfg-options', *opts])
     summary = json.load(open(osp.join(out, 'export.json')))
     assert summary['bytes']['int4'] < summary['bytes']['qcdq']
+    # the deployment graph: every quantized conv (34 layers, head convs x 5 levels)
+    # counted as QLinearConv in onnxruntime's optimized graph
+    fused = summary['int8_fusion']
+    assert fused['quantized_convs'] == 58 and fused['qlinear_conv'] == 58
+    assert fused['unfused'] == 0 and fused['float_conv'] == 0
     proc = run_tool(['tools/verify_export.py', TRS_CFG, ckpt, out, '--num-images', '2',
                      '--cfg-options', *opts])
     assert '[verify] PASSED' in proc.stdout

@@ -1,9 +1,17 @@
 """Export a QAT checkpoint for deployment (docs/export.md).
 
     python tools/export.py CONFIG CHECKPOINT --out DIR [--opset 17] [--input-size H W]
-        [--fp32] [--no-int4] [--cfg-options k=v ...]
+        [--fp32] [--no-int4] [--no-int8] [--int8-grid {exact,subset}]
+        [--calib-images 16] [--calib-split val] [--cfg-options k=v ...]
 
 Writes into DIR:
+    model_int8.onnx    the deployment graph: onnxruntime (CPU) runs every quantized
+                       conv as QLinearConv (uint8 activations holding the QAT levels,
+                       int8 weights holding the QAT levels, BatchNorm folded into
+                       per-channel scales, int32 biases); 8-bit re-quantizations
+                       calibrated on --calib-images images of the config's
+                       --calib-split set. The export counts the convs onnxruntime
+                       fused (from the graph it saves after optimizing)
     model_qcdq.onnx    the network (mode='tensor') with integer weight initializers
                        (int8 containers) and QuantizeLinear/Clip/DequantizeLinear
                        activations; runs in onnxruntime (CPU)
@@ -41,6 +49,16 @@ def parse_args(argv=None):
                    'data preprocessor')
     p.add_argument('--fp32', action='store_true', help='also write model_fp32.onnx')
     p.add_argument('--no-int4', action='store_true', help='skip model_int4.onnx')
+    p.add_argument('--no-int8', action='store_true', help='skip model_int8.onnx')
+    p.add_argument('--int8-grid', default='exact', choices=['exact', 'subset'],
+                   help="uint8 form of the activation levels in model_int8.onnx: 'exact' "
+                   "(Eq. 13: trained step + uint8 Clip) or 'subset' (no Clip: 8-bit grid "
+                   'whose levels include the b-bit ones; finer rounding than trained)')
+    p.add_argument('--calib-images', type=int, default=16,
+                   help='images that calibrate the 8-bit re-quantizations of '
+                   'model_int8.onnx')
+    p.add_argument('--calib-split', default='val', choices=['val', 'train', 'test'],
+                   help="the config's data set the calibration images come from")
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override settings in the config, key=value format')
     return p.parse_args(argv)
@@ -59,13 +77,15 @@ def default_input_size(cfg):
 
 
 def export(config, checkpoint, out, opset=17, input_size=None, fp32=False, int4=True,
-           cfg_options=None):
+           cfg_options=None, int8=True, int8_grid='exact', calib_images=16,
+           calib_split='val'):
     """Write the export files; returns the export.json dict."""
     import onnx
     from mmengine.config import Config
 
-    from mmtrs.export import (build_detector, export_network, load_qat_checkpoint,
-                              save_packed, to_int4)
+    from mmtrs.export import (build_detector, count_fusion, dataset_batches,
+                              export_network, load_qat_checkpoint, save_packed, to_int4,
+                              to_int8)
     from mmtrs.export.errors import ExportError
     if not osp.isfile(config):
         raise ExportError(f'{config}: config file does not exist.')
@@ -87,6 +107,21 @@ def export(config, checkpoint, out, opset=17, input_size=None, fp32=False, int4=
             files['int4'] = int4_path
         except ExportError as e:
             print(f'[export] no int4 graph: {e}')
+    fusion = None
+    if int8:
+        if calib_images < 1:
+            raise ExportError(f'--calib-images {calib_images}: model_int8.onnx needs at '
+                              'least one calibration image (or --no-int8).')
+        calib = [x.numpy() for x in dataset_batches(cfg, model, calib_images, calib_split)]
+        try:
+            int8_proto = to_int8(proto, calib, int8_grid)
+        except ExportError as e:  # a layer the int8 graph does not cover: the rest stays
+            print(f'[export] no int8 graph: {e}')
+            int8 = False
+        else:
+            files['int8'] = osp.join(out, 'model_int8.onnx')
+            onnx.save(int8_proto, files['int8'])
+            fusion = count_fusion(files['int8'], 'all')
     files['packed'], files['manifest'] = save_packed(
         model, osp.join(out, 'model_packed.pth'), osp.join(out, 'manifest.json'))
     if fp32:
@@ -95,6 +130,10 @@ def export(config, checkpoint, out, opset=17, input_size=None, fp32=False, int4=
     summary = dict(config=config, checkpoint=checkpoint, opset=opset, input_size=[h, w],
                    files={k: osp.basename(v) for k, v in files.items()},
                    bytes={k: osp.getsize(v) for k, v in files.items()})
+    if int8:
+        summary.update(int8_grid=int8_grid, calib_images=calib_images,
+                       calib_split=calib_split,
+                       int8_fusion={k: v for k, v in fusion.items() if k != 'ops'})
     with open(osp.join(out, 'export.json'), 'w') as f:
         json.dump(summary, f, indent=1)
     return summary
@@ -105,13 +144,20 @@ def main(argv=None):
     from mmtrs.export.errors import ExportError
     try:
         summary = export(args.config, args.checkpoint, args.out, args.opset,
-                         args.input_size, args.fp32, not args.no_int4, args.cfg_options)
+                         args.input_size, args.fp32, not args.no_int4, args.cfg_options,
+                         not args.no_int8, args.int8_grid, args.calib_images,
+                         args.calib_split)
     except ExportError as e:
         print(f'export error: {e}', file=sys.stderr)
         sys.exit(2)
     for key, name in summary['files'].items():
         print(f'[export] {key:8s} {osp.join(args.out, name)}  '
               f'{summary["bytes"][key] / 1e6:.3f} MB')
+    fused = summary.get('int8_fusion')
+    if fused:
+        print(f'[export] int8: onnxruntime (graph optimization {fused["graph_opt"]}) ran '
+              f'{fused["qlinear_conv"]} of {fused["quantized_convs"]} quantized convs as '
+              f'QLinearConv; {fused["unfused"]} quantized convs left as float Conv')
     return summary
 
 

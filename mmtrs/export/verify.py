@@ -23,7 +23,8 @@ import torch
 from mmengine.evaluator import BaseMetric
 
 from .onnx_detector import make_session, output_groups
-from .onnx_export import INPUT_NAME, META_LAYERS, metadata, read_quant_tensors
+from .int8_deploy import META_GRID, META_RELU6
+from .onnx_export import INPUT_NAME, META_LAYERS, META_VARIANT, metadata, read_quant_tensors
 from .packed import packed_levels
 
 #: op types that are integer-arithmetic kernels in onnxruntime (ai.onnx and com.microsoft)
@@ -41,6 +42,9 @@ def check_integer_tensors(layers, onnx_protos, packed_blob=None):
     {label: ModelProto}. All ok = exported integers and scales are the model's."""
     rows = []
     for label, proto in onnx_protos.items():
+        if _is_int8(proto):
+            rows += _check_int8_tensors(label, layers, proto)
+            continue
         found = read_quant_tensors(proto)
         for layer in layers:
             got = found.get(layer.name)
@@ -76,26 +80,84 @@ def check_integer_tensors(layers, onnx_protos, packed_blob=None):
     return rows
 
 
+def _check_int8_tensors(label, layers, proto):
+    """model_int8.onnx: weight levels bit for bit, and each activation quantizer's uint8
+    form (scale, zero point, Clip) as int8_grid.py derives it from the model's
+    quantizer (bits, signedness, scale)."""
+    from .int8_deploy import read_int8_tensors
+    from .int8_grid import Uint8Grid, quantizer_grid
+    grid_kind = metadata(proto).get(META_GRID, 'exact')
+    relu6 = json.loads(metadata(proto).get(META_RELU6, '{}'))
+    found = read_int8_tensors(proto)
+    rows = []
+    for layer in layers:
+        got = found.get(layer.name)
+        if got is None:
+            rows.append((label, layer.name, 'present', False))
+            continue
+        levels = layer.weight_levels().numpy()
+        rows.append((label, layer.name, 'weight levels',
+                     got['levels'].shape == levels.shape and
+                     bool(np.array_equal(got['levels'], levels))))
+        if layer.aq is not None:
+            want = quantizer_grid(layer.aq.bits, layer.aq.signed, _f32(layer.aq.scale),
+                                  grid_kind)
+            hi = relu6.get(f'{layer.name}/act_levels:0')
+            if hi is not None:  # a ReLU6 in front: round(min(x, 6) / d) = min(., round(6/d))
+                top = want.zero_point + int(np.round(np.float32(hi) / np.float32(want.scale)))
+                want = Uint8Grid(want.scale, want.zero_point,
+                                 (want.clip[0], min(want.clip[1], top)))
+            rows.append((label, layer.name, 'act uint8 grid',
+                         got.get('act_scale') == np.float32(want.scale) and
+                         got.get('act_zero_point') == want.zero_point and
+                         got.get('act_clip') == (list(want.clip) if want.clip else None)))
+    return rows
+
+
 def _levels_dtype(row):
     from onnx import TensorProto
     return TensorProto.UINT8 if row['a_signed'] is False and not row['a_binary'] \
         else TensorProto.INT8
 
 
-def with_level_outputs(proto):
-    """A copy of an exported graph whose `act_levels` node outputs are graph outputs.
-    Returns (proto, [(layer, call, output name)])."""
-    from onnx import helper
-    proto = copy.deepcopy(proto)
-    rows = json.loads(metadata(proto)[META_LAYERS])
-    taps = []
+def _is_int8(proto):
+    return metadata(proto).get(META_VARIANT) == 'int8'
+
+
+def _level_nodes(proto):
+    """{(layer, call): (node whose output holds the levels, zero point)}. In
+    model_int8.onnx that is the uint8 Clip, or the QuantizeLinear where the b-bit range
+    is the uint8 range (no Clip); its levels are the stored bytes minus the zero point."""
+    from onnx import numpy_helper
+    int8 = _is_int8(proto)
+    inits = {i.name: i for i in proto.graph.initializer}
+    out, quant = {}, {}
     for node in proto.graph.node:
         name, _, role = node.name.rpartition('/')
-        if role.startswith('act_levels:'):
-            call = int(role.split(':')[1])
-            taps.append((name, call, node.output[0]))
-            proto.graph.output.append(helper.make_tensor_value_info(
-                node.output[0], _levels_dtype(rows[name]), None))
+        kind, _, call = role.partition(':')
+        if kind == 'act_levels':
+            out[(name, int(call))] = node
+        elif int8 and kind == 'act_quant':
+            quant[(name, int(call))] = node
+    zps = {}
+    for key, q in quant.items():
+        out.setdefault(key, q)
+        zps[key] = int(numpy_helper.to_array(inits[q.input[2]]))
+    return {k: (n, zps.get(k, 0)) for k, n in out.items()}
+
+
+def with_level_outputs(proto):
+    """A copy of an exported graph whose activation-level tensors are graph outputs.
+    Returns (proto, [(layer, call, output name, zero point)])."""
+    from onnx import TensorProto, helper
+    proto = copy.deepcopy(proto)
+    rows = json.loads(metadata(proto)[META_LAYERS])
+    int8 = _is_int8(proto)
+    taps = []
+    for (name, call), (node, zp) in sorted(_level_nodes(proto).items()):
+        taps.append((name, call, node.output[0], zp))
+        proto.graph.output.append(helper.make_tensor_value_info(
+            node.output[0], TensorProto.UINT8 if int8 else _levels_dtype(rows[name]), None))
     return proto, taps
 
 
@@ -130,18 +192,21 @@ def quantizer_sessions(proto, graph_opt='disable'):
     prod = {o: n for n in proto.graph.node for o in n.output}
     inits = {i.name: i for i in proto.graph.initializer}
     rows = json.loads(metadata(proto)[META_LAYERS])
+    int8 = _is_int8(proto)
     out = {}
     for name, row in rows.items():
         q, lv = nodes.get(f'{name}/act_quant:0'), nodes.get(f'{name}/act_levels:0')
-        if q is None or lv is None:
+        if q is None or lv is None and not int8:
             continue
-        consts = [prod[i] for n in (q, lv) for i in n.input
+        chain = [n for n in (q, lv) if n is not None]
+        consts = [prod[i] for n in chain for i in n.input
                   if i in prod and prod[i].op_type == 'Constant']
-        used = [inits[i] for n in (q, lv) for i in n.input if i in inits]
+        used = list({i: inits[i] for n in chain for i in n.input if i in inits}.values())
         graph = helper.make_graph(
-            consts + [q, lv], 'act_quantizer',
+            consts + chain, 'act_quantizer',
             [helper.make_tensor_value_info(q.input[0], TensorProto.FLOAT, None)],
-            [helper.make_tensor_value_info(lv.output[0], _levels_dtype(row), None)], used)
+            [helper.make_tensor_value_info(chain[-1].output[0], TensorProto.UINT8 if int8
+                                           else _levels_dtype(row), None)], used)
         sub = helper.make_model(graph, opset_imports=proto.opset_import)
         sub.ir_version = proto.ir_version
         out[name] = make_session(sub.SerializeToString(), graph_opt)
@@ -165,13 +230,16 @@ def compare_network(model, layers, onnx_path, batches, graph_opt='disable', thre
     sess = make_session(onnx_path, graph_opt, threads)
     dbg = make_session(debug.SerializeToString(), graph_opt, threads)
     isolated = quantizer_sessions(proto, graph_opt)
+    zps = {(layer, call): zp for layer, call, _, zp in taps}
+    # the 'subset' grid rounds on the 8-bit grid, not to the b-bit levels: no level check
+    compare_levels = metadata(proto).get(META_GRID, 'exact') == 'exact'
     n_heads = sum(output_groups(sess))
     e2e = defaultdict(lambda: [0, 0, 0])  # layer -> [elements, differing, max |d|]
     iso = defaultdict(lambda: [0, 0, 0])
     head = []  # (output index, max|d|/std, mean|d|/std)
 
     def count(stats, got, want):
-        d = np.abs(got.astype(np.int16) - want.astype(np.int16))
+        d = np.abs(got.astype(np.int32) - want.astype(np.int32))
         stats[0] += d.size
         stats[1] += int((d > 0).sum())
         stats[2] = max(stats[2], int(d.max()) if d.size else 0)
@@ -189,13 +257,16 @@ def compare_network(model, layers, onnx_path, batches, graph_opt='disable', thre
             d = np.abs(o - r.numpy())
             std = float(r.std()) or 1.0
             head.append((i, float(d.max()) / std, float(d.mean()) / std))
+        if not compare_levels:
+            continue
         dbg_outs = dbg.run([t[2] for t in taps], {INPUT_NAME: x.numpy()})
-        for (layer, call, _), got in zip(taps, dbg_outs):
-            count(e2e[layer], got, rec.levels[layer][call].numpy())
+        for (layer, call, _, zp), got in zip(taps, dbg_outs):
+            count(e2e[layer], got.astype(np.int16) - zp, rec.levels[layer][call].numpy())
         for layer, s in isolated.items():
             for inp, want in zip(rec.inputs[layer], rec.levels[layer]):
                 got = s.run(None, {s.get_inputs()[0].name: inp.numpy()})[0]
-                count(iso[layer], got, want.numpy())
+                count(iso[layer], got.astype(np.int16) - zps.get((layer, 0), 0),
+                      want.numpy())
 
     def summary(stats):
         total = sum(v[0] for v in stats.values())
