@@ -1,5 +1,5 @@
-"""Accuracy study on the synthetic demo set (issue 6, item 4): FP, W4A4/W3A3 QAT with
-plain SGD at several learning rates, and with TR scheduling (SGDT), over several seeds.
+"""Accuracy study on the synthetic demo set: FP, W4A4/W3A3 QAT with plain SGD at several
+learning rates, and with TR scheduling (SGDT), over several seeds.
 
     python benchmarks/accuracy.py [--seeds 0,1,2] [--lr-mults 1,3,9] [--trs-lr-mults 1]
                                   [--qat-iters 150] [--batch 4] [--fp-iters 1000]
@@ -39,13 +39,14 @@ import shlex
 import statistics
 import subprocess
 import sys
-import time
+
+from mmtrs.utils import COCO_BBOX_METRICS, final_metrics
+from study import report, stats
+from study.runs import Run, execute, finetune, schedule, study_wall_minutes
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-from mmtrs.utils.scalars import COCO_BBOX_METRICS, final_metrics  # noqa: E402
-
 FP_CFG = 'configs/demo/retinanet_r18_fp_demo.py'
+FP_FT_CFG = 'configs/demo/retinanet_r18_fp_ft_demo.py'
 QAT_CFG = {
     'w4a4_sgd': 'configs/demo/retinanet_r18_w4a4_sgd_demo.py',
     'w4a4_trs': 'configs/demo/retinanet_r18_w4a4_trs_demo.py',
@@ -53,80 +54,6 @@ QAT_CFG = {
     'w3a3_trs': 'configs/demo/retinanet_r18_w3a3_trs_demo.py',
 }
 BASE_QAT_LR = 3e-3  # the demo QAT configs' optimizer LR
-
-
-FP_FT_CFG = 'configs/demo/retinanet_r18_fp_ft_demo.py'
-
-
-def schedule(iters, n_schedulers, checkpoint=True):
-    """--cfg-options giving a demo config `iters` iterations with its schedulers (all
-    spanning the whole run: cosine LR and, for SGDT, cosine target TR) stretched to match."""
-    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}']
-    for i in range(n_schedulers):
-        opts += [f'param_scheduler.{i}.end={iters}', f'param_scheduler.{i}.T_max={iters}']
-    if checkpoint:
-        opts.append(f'default_hooks.checkpoint.interval={iters}')
-    return opts
-
-
-DEMO_QAT_ITERS = 300  # the demo fine-tuning configs' length, batch 8
-DEMO_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=50)  # the SGDT demo's
-
-
-def finetune(iters, batch, trs=False):
-    """--cfg-options for a fine-tuning run (QAT or the FP row) of `iters` iterations at
-    batch `batch`; SGDT's R^0 measurement and eta adaptation windows keep their share of
-    the run (the demo's 30 and 50 of 300 iterations)."""
-    opts = schedule(iters, 2 if trs else 1, checkpoint=False)
-    opts.append(f'train_dataloader.batch_size={batch}')
-    if trs:
-        opts += [f'optim_wrapper.{k}={max(1, round(v * iters / DEMO_QAT_ITERS))}'
-                 for k, v in DEMO_TRS_ITERS.items()]
-    return opts
-
-
-class Run:
-    """One tools/train.py invocation of the study. An `exclusive` run is one every other
-    run waits for (the shared FP model): it gets all cores, nothing runs beside it."""
-
-    def __init__(self, variant, seed, cfg, work_dir, options, needs=None, exclusive=False):
-        self.variant, self.seed, self.cfg = variant, seed, cfg
-        self.work_dir, self.options, self.needs = work_dir, options, needs
-        self.exclusive = exclusive
-        self.proc = self.start_time = self.log = None
-        self.seconds = None
-
-    def done(self):
-        return final_metrics(self.work_dir) is not None
-
-    def checkpoint(self):
-        with open(osp.join(self.work_dir, 'last_checkpoint')) as f:
-            return f.read().strip()
-
-    def start(self, threads):
-        opts = [f'randomness.seed={self.seed}'] + self.options
-        if self.needs is not None:
-            opts.append(f'load_from={self.needs.checkpoint()}')
-        cmd = [sys.executable, 'tools/train.py', self.cfg, '--work-dir', self.work_dir,
-               '--cfg-options'] + opts
-        os.makedirs(self.work_dir, exist_ok=True)
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        self.log = open(osp.join(self.work_dir, 'study_stdout.log'), 'w')
-        self.log.write(' '.join(shlex.quote(c) for c in cmd) + '\n')
-        self.log.flush()
-        self.start_time = time.time()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-
-    def poll(self):
-        if self.proc is None or self.proc.poll() is None:
-            return None
-        self.log.close()
-        self.seconds = time.time() - self.start_time
-        if self.proc.returncode != 0:
-            raise RuntimeError(f'{self.variant} seed {self.seed} failed (exit '
-                               f'{self.proc.returncode}); see {self.log.name}')
-        return True
 
 
 def qat_dir(work_dir, bits, kind, mult, iters, batch, seed):
@@ -179,57 +106,6 @@ def plan(seeds, sgd_mults, trs_mults, work_dir, qat_iters, batch, fp_iters, fp_p
     return runs + base + extra
 
 
-def execute(runs, jobs, threads, force):
-    todo = [r for r in runs if force or not r.done()]
-    print(f'{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to go '
-          f'({jobs} at a time, {threads} torch thread(s) each)', flush=True)
-    running, finished, t0 = [], 0, time.time()
-    while todo or running:
-        for r in list(running):
-            if r.poll():
-                running.remove(r)
-                finished += 1
-                ap = final_metrics(r.work_dir)['coco/bbox_mAP'] * 100
-                print(f'[{finished}/{finished + len(todo) + len(running)}] {r.variant:<20} '
-                      f'seed {r.seed}: AP {ap:5.1f}  ({r.seconds:.0f}s; study '
-                      f'{(time.time() - t0) / 60:.1f} min)', flush=True)
-        # in plan order (FP first: every QAT run of a seed waits for its FP checkpoint)
-        ready = [r for r in todo if r.needs is None or r.needs.done()]
-        while ready and len(running) < jobs and not any(r.exclusive for r in running):
-            r = ready[0]
-            if r.exclusive and running:
-                break
-            ready.pop(0)
-            todo.remove(r)
-            r.start(threads * jobs if r.exclusive else threads)
-            running.append(r)
-        if todo and not running:
-            raise RuntimeError('no runnable job: a dependency failed')
-        time.sleep(2)
-    return time.time() - t0
-
-
-def run_span(work_dir):
-    """(start, end) wall-clock times of a finished run: MMEngine's timestamped log
-    directory (the first, if resumed) and the last write of the study's stdout log."""
-    stamps = sorted(d for d in os.listdir(work_dir)
-                    if len(d) == 15 and d[8] == '_' and d.replace('_', '').isdigit())
-    log = osp.join(work_dir, 'study_stdout.log')
-    if not stamps or not osp.isfile(log):
-        return None
-    start = time.mktime(time.strptime(stamps[0], '%Y%m%d_%H%M%S'))
-    return start, osp.getmtime(log)
-
-
-def study_wall_minutes(runs):
-    """Minutes from the first run's start to the last run's end, over the runs done."""
-    spans = [run_span(r.work_dir) for r in runs if r.done()]
-    spans = [sp for sp in spans if sp is not None]
-    if not spans:
-        return None
-    return (max(e for _, e in spans) - min(b for b, _ in spans)) / 60
-
-
 def summarize(runs):
     """{variant: {'per_seed': {seed: metrics}, 'mean': .., 'std': .., 'min': .., 'max': ..}}"""
     out = {}
@@ -242,7 +118,7 @@ def summarize(runs):
     for v in out.values():
         seeds = list(v['per_seed'].values())
         for stat, fn in (('mean', statistics.mean), ('min', min), ('max', max),
-                         ('std', lambda x: statistics.stdev(x) if len(x) > 1 else 0.0)):
+                         ('std', stats.sample_std)):
             v[stat] = {name: fn([s[name] for s in seeds]) for name, _ in COCO_BBOX_METRICS}
     return out
 
@@ -255,22 +131,21 @@ def best(summary, prefix):
     return max(cands, key=lambda k: summary[k]['mean']['AP']) if cands else None
 
 
-def paired_row(summary, bits, a, b, what):
-    """Markdown row comparing variant b against variant a seed by seed."""
+def paired_cells(summary, bits, a, b, what):
+    """Cells of the row comparing variant b against variant a seed by seed (mean ±
+    sample std of the differences, wins); None without a common seed."""
     sa, sb = summary[a], summary[b]
     both = [s for s in sb['per_seed'] if s in sa['per_seed']]
     diffs = [sb['per_seed'][s]['AP'] - sa['per_seed'][s]['AP'] for s in both]
     if not diffs:
         return None
-    spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
-    return (f'| {bits} | {what} | {a.split(" ", 1)[1]} | {b.split(" ", 1)[1]} | '
-            f'{sa["mean"]["AP"]:.2f} | {sb["mean"]["AP"]:.2f} | '
-            f'{statistics.mean(diffs):+.2f} ± {spread:.2f} | '
-            f'{sum(d > 0 for d in diffs)}/{len(diffs)} |')
+    return [bits, what, a.split(' ', 1)[1], b.split(' ', 1)[1], f'{sa["mean"]["AP"]:.2f}',
+            f'{sb["mean"]["AP"]:.2f}',
+            f'{statistics.mean(diffs):+.2f} ± {stats.sample_std(diffs):.2f}',
+            f'{sum(d > 0 for d in diffs)}/{len(diffs)}']
 
 
 def markdown(summary, seeds, command, minutes, wall, jobs, threads, setup):
-    names = [n for n, _ in COCO_BBOX_METRICS]
     lines = [
         '# Accuracy study on the synthetic demo set', '',
         f'Generated by `{command}` (the runs took {wall:.0f} min from the first start to '
@@ -281,35 +156,38 @@ def markdown(summary, seeds, command, minutes, wall, jobs, threads, setup):
         '',
         f'COCO bbox AP (%) on the 50-image synthetic val set, {len(seeds)} seeds '
         f'({", ".join(map(str, seeds))}). {setup} '
-        'Cells: mean ± sample std over seeds [min-max]; n = seeds finished.', '',
-        '| variant | n | ' + ' | '.join(names) + ' |',
-        '|---|---|' + '---|' * len(names)]
-    for variant, v in summary.items():
-        cells = [f'{v["mean"][n]:.1f} ± {v["std"][n]:.1f} [{v["min"][n]:.1f}-{v["max"][n]:.1f}]'
-                 for n in names]
-        lines.append(f'| {variant} | {len(v["per_seed"])} | ' + ' | '.join(cells) + ' |')
+        'Cells: mean ± sample std over seeds [min-max]; n = seeds finished.', '']
+    return '\n'.join(lines + tables(summary, seeds)) + '\n'
+
+
+def tables(summary, seeds):
+    """The report's tables (lines) from a `summarize` result (as accuracy.json holds it,
+    seeds as ints)."""
+    names = [n for n, _ in COCO_BBOX_METRICS]
+    lines = report.md_table(['variant', 'n'] + names, [
+        [variant, str(len(v['per_seed']))] +
+        [f'{v["mean"][n]:.1f} ± {v["std"][n]:.1f} [{v["min"][n]:.1f}-{v["max"][n]:.1f}]'
+         for n in names] for variant, v in summary.items()])
     lines += ['', '## SGDT against SGD', '',
               'Differences are paired per seed (both runs start from the same FP model), '
-              'mean ± sample std over seeds.', '',
-              '| bits | comparison | A | B | A AP | B AP | B - A | seeds with B > A |',
-              '|---|---|---|---|---|---|---|---|']
+              'mean ± sample std over seeds.', '']
+    rows = []
     for bits in ('W4A4', 'W3A3'):
         b_sgd, b_trs = best(summary, f'{bits} SGD lr'), best(summary, f'{bits} SGDT lr')
         if b_sgd is None or b_trs is None:
             continue
-        rows = [paired_row(summary, bits, b_sgd, b_trs, 'best LR each')]
+        rows.append(paired_cells(summary, bits, b_sgd, b_trs, 'best LR each'))
         for t in sorted(k for k in summary if k.startswith(f'{bits} SGDT lr')):
             same = t.replace('SGDT', 'SGD')
             if same in summary:
-                rows.append(paired_row(summary, bits, same, t, 'same LR'))
-        lines += [r for r in rows if r]
-    lines += ['', '## Per seed (AP)', '', '| variant | ' + ' | '.join(
-        f'seed {s}' for s in seeds) + ' |', '|---|' + '---|' * len(seeds)]
-    for variant, v in summary.items():
-        lines.append(f'| {variant} | ' + ' | '.join(
-            f'{v["per_seed"][s]["AP"]:.1f}' if s in v['per_seed'] else '-'
-            for s in seeds) + ' |')
-    return '\n'.join(lines) + '\n'
+                rows.append(paired_cells(summary, bits, same, t, 'same LR'))
+    lines += report.md_table(['bits', 'comparison', 'A', 'B', 'A AP', 'B AP', 'B - A',
+                              'seeds with B > A'], [r for r in rows if r])
+    lines += ['', '## Per seed (AP)', ''] + report.md_table(
+        ['variant'] + [f'seed {s}' for s in seeds],
+        [[variant] + [f'{v["per_seed"][s]["AP"]:.1f}' if s in v['per_seed'] else '-'
+                      for s in seeds] for variant, v in summary.items()])
+    return lines
 
 
 def main():
@@ -345,7 +223,7 @@ def main():
         parser.error('--jobs must be >= 1')
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     if not osp.isfile('data/synthetic_coco/annotations/instances_val.json'):
-        from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+        from mmtrs.datasets import make_synthetic_coco
         make_synthetic_coco('data/synthetic_coco')
 
     runs = plan(seeds, mults, trs_mults, args.work_dir, args.qat_iters, args.batch,
@@ -373,14 +251,15 @@ def main():
     with open(osp.join(args.out, 'accuracy.json'), 'w') as f:
         json.dump(summary, f, indent=1)
 
-    from tools.plot_tr import plot
     for bits in ('w4a4', 'w3a3'):
         s0 = seeds[0]
         dirs = [qat_dir(args.work_dir, bits, 'trs', 1, args.qat_iters, args.batch, s0),
                 qat_dir(args.work_dir, bits, 'sgd', 1, args.qat_iters, args.batch, s0)]
         if all(osp.isdir(d) for d in dirs):
-            plot(dirs, osp.join(args.out, f'tr_sgdt_vs_sgd_{bits}.png'),
-                 [f'{bits.upper()} SGDT (1x LR)', f'{bits.upper()} SGD (1x LR)'])
+            subprocess.run([sys.executable, 'tools/plot_tr.py', *dirs, '--out',
+                            osp.join(args.out, f'tr_sgdt_vs_sgd_{bits}.png'), '--labels',
+                            f'{bits.upper()} SGDT (1x LR)', f'{bits.upper()} SGD (1x LR)'],
+                           cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     print('\n' + md)
 
 

@@ -1,6 +1,6 @@
-"""Head study (issue 19, item 3): the paper's head (ReLURetinaHead: a ReLU on the FPN
-features, so every head activation quantizer is unsigned) against MMDetection's RetinaHead
-(first head convs signed by act_signed='auto'), on the R18 demo, paired by seed.
+"""Head study: the paper's head (ReLURetinaHead: a ReLU on the FPN features, so every
+head activation quantizer is unsigned) against MMDetection's RetinaHead (first head
+convs signed by act_signed='auto'), on the R18 demo, paired by seed.
 
     python benchmarks/head_study.py [--seeds 0,1,2] [--fp-iters 1000] [--qat-iters 150]
                                     [--batch 4] [--jobs 2]
@@ -24,19 +24,17 @@ Protocol (resumable: a run whose `result.json` exists is reused):
     (whole model and head), read from each QAT checkpoint's `signed_flag` buffers.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-from accuracy import execute, finetune, schedule, study_wall_minutes  # noqa: E402
-from light_study import LightRun, differences, paired, tracking  # noqa: E402
+from study import report, stats
+from study.runs import (TestedRun, data_options, execute, finetune, schedule,
+                        study_wall_minutes)
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HEADS = {'stock': ('RetinaHead (signed first head convs)', ''),
          'relu': ('ReLURetinaHead (the paper\'s)', 'relu_head_')}
 FP_CFG = {'stock': 'configs/demo/retinanet_r18_fp_demo.py',
@@ -46,27 +44,15 @@ QAT_CFG = {'stock': 'configs/demo/retinanet_r18_w{b}a{b}_{o}_demo.py',
 OPT_LABEL = {'sgd': 'SGD', 'trs': 'SGDT'}
 
 
-class HeadRun(LightRun):
-    """One run of the study: train, test the final checkpoint, result.json (light_study's
-    `_run`), labelled by head."""
+class HeadRun(TestedRun):
+    """One run of the study: train, test the final checkpoint, result.json, labelled by
+    head."""
 
     def __init__(self, head, bits, opt, seed, cfg, work_dir, options, needs=None):
-        super().__init__('fp' if opt is None else opt, bits, 1, seed, cfg, work_dir,
-                         options, needs=needs, evaluate_best=False)
+        variant = 'FP' if opt is None else f'W{bits}A{bits} {OPT_LABEL[opt]}'
+        super().__init__(f'{variant} / {head}', seed, cfg, work_dir, options, needs=needs,
+                         evaluate_best=False)
         self.head, self.opt = head, opt
-        self.variant = 'FP' if opt is None else f'W{bits}A{bits} {OPT_LABEL[opt]}'
-        self.variant += f' / {head}'
-
-    def test_ap(self):
-        return self.result()['test']['AP']
-
-
-def data_options(root):
-    root = root.rstrip('/') + '/'
-    opts = [f'{loader}.dataset.data_root={root}'
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    return opts + [f'val_evaluator.ann_file={root}annotations/instances_val.json',
-                   f'test_evaluator.ann_file={root}annotations/instances_test.json']
 
 
 def plan(args):
@@ -113,17 +99,39 @@ def unsigned_share(ckpt):
                 head=(sum(not v for v in head.values()), len(head)))
 
 
-def tracking_cell(runs):
-    trk = [t for t in (tracking(r) for r in runs) if t]
-    return (f'{statistics.mean(t[0] for t in trk):.2f} / '
-            f'{statistics.mean(t[1] for t in trk):.2f}' if trk else '-')
-
-
 def fmt_paired(p):
-    return ('-', '-') if p is None else (f'{p[0]:+.2f} ± {p[1]:.2f}', f'{p[2]}/{p[3]}')
+    return report.ci_cell(p), report.wins_cell(p)
 
 
-def report(args, runs, minutes):
+def variant_line(row):
+    """Line of the first table from a row of the report's JSON (`rows`, with `test`)."""
+    cells = [f'{statistics.mean(ap.values()):.2f} ± {stats.sample_std(list(ap.values())):.2f}'
+             f' (n={len(ap)})' if ap else '-' for ap in (row['test'][h] for h in HEADS)]
+    return report.md_row([row['variant']] + cells +
+                         list(fmt_paired(row['paired_relu_minus_stock'])) + row['unsigned'])
+
+
+def quantization_loss(row, fp):
+    """{head: {seed: QAT test AP - test AP of its FP start}} of a variant row."""
+    return {h: {s: ap - fp['test'][h][s] for s, ap in row['test'][h].items()
+                if s in fp['test'][h]} for h in HEADS}
+
+
+def loss_line(variant, loss, p):
+    both = sorted(set(loss['stock']) & set(loss['relu']))
+    return report.md_row([variant] + [f'{statistics.mean(loss[h][s] for s in both):+.2f}'
+                                      for h in ('stock', 'relu')] + list(fmt_paired(p)))
+
+
+def sgdt_line(bits, head, sgd, sgdt, tracking):
+    """Line of the SGDT - SGD table; `sgd`, `sgdt`: {seed: test AP}."""
+    return report.md_row([f'W{bits}A{bits}', HEADS[head][0],
+                          f'{statistics.mean(sgd.values()):.2f}',
+                          f'{statistics.mean(sgdt.values()):.2f}',
+                          *fmt_paired(stats.paired(sgd, sgdt)), tracking])
+
+
+def report_study(args, runs, minutes):
     variants = []
     for r in runs:
         key = r.variant.rsplit(' / ', 1)[0]
@@ -140,78 +148,65 @@ def report(args, runs, minutes):
         f'iterations per seed and head; QAT {args.qat_iters} iterations at batch '
         f'{args.batch} from that seed\'s FP model of the same head. Nothing is tuned or '
         'selected; every AP is COCO bbox AP (%) of the final checkpoint on the held-out '
-        'test split. Differences are paired by seed; ± is the 95% CI half-width.', '',
-        '| variant | RetinaHead test AP | ReLU head test AP | ReLU - RetinaHead (95% CI) '
-        '| ReLU wins | unsigned act. quantizers, RetinaHead (model / head) '
-        '| same, ReLU head |',
-        '|---|---|---|---|---|---|---|']
+        'test split. Differences are paired by seed; ± is the 95% CI half-width.', '']
     out = dict(seeds=args.seeds, rows=[])
     for v in variants:
-        cells, shares = [], []
+        shares = []
         for h in HEADS:
-            ap = [r.test_ap() for r in at[(v, h)]]
-            cells.append(f'{statistics.mean(ap):.2f} ± '
-                         f'{statistics.stdev(ap) if len(ap) > 1 else 0:.2f} (n={len(ap)})'
-                         if ap else '-')
             if v != 'FP' and at[(v, h)]:
                 sh = unsigned_share(at[(v, h)][0].result()['last_checkpoint'])
                 shares.append(f'{sh["model"][0]}/{sh["model"][1]} / '
                               f'{sh["head"][0]}/{sh["head"][1]}')
             else:
                 shares.append('-')
-        p = paired(at[(v, 'stock')], at[(v, 'relu')])
-        lines.append(f'| {v} | {cells[0]} | {cells[1]} | {" | ".join(fmt_paired(p))} | '
-                     f'{shares[0]} | {shares[1]} |')
-        out['rows'].append(dict(variant=v, paired_relu_minus_stock=p, unsigned=shares,
-                                test={h: {r.seed: r.test_ap() for r in at[(v, h)]}
-                                      for h in HEADS}))
+        out['rows'].append(dict(
+            variant=v, paired_relu_minus_stock=stats.paired_runs(at[(v, 'stock')],
+                                                                 at[(v, 'relu')]),
+            unsigned=shares, test={h: {r.seed: r.test_ap() for r in at[(v, h)]}
+                                   for h in HEADS}))
+    rows = {row['variant']: row for row in out['rows']}
+    lines += report.md_table(
+        ['variant', 'RetinaHead test AP', 'ReLU head test AP', 'ReLU - RetinaHead (95% CI)',
+         'ReLU wins', 'unsigned act. quantizers, RetinaHead (model / head)',
+         'same, ReLU head'], [])
+    lines += [variant_line(row) for row in out['rows']]
     lines += ['', '## AP lost to quantization, per head', '',
               'QAT test AP minus the test AP of the FP model it started from (same seed, '
               'same head), mean over seeds; the last columns pair the two heads\' losses '
-              'by seed (positive: the ReLU head loses less).', '',
-              '| variant | RetinaHead loss | ReLU head loss | difference (95% CI) | '
-              'ReLU loses less |', '|---|---|---|---|---|']
-    fp_ap = {h: {r.seed: r.test_ap() for r in at[('FP', h)]} for h in HEADS}
+              'by seed (positive: the ReLU head loses less).', ''] + report.md_table(
+        ['variant', 'RetinaHead loss', 'ReLU head loss', 'difference (95% CI)',
+         'ReLU loses less'], [])
     for v in variants[1:]:
-        loss = {h: {r.seed: r.test_ap() - fp_ap[h][r.seed] for r in at[(v, h)]
-                    if r.seed in fp_ap[h]} for h in HEADS}
+        loss = quantization_loss(rows[v], rows['FP'])
         both = sorted(set(loss['stock']) & set(loss['relu']))
         if not both:
             continue
-        p = differences([loss['relu'][s] - loss['stock'][s] for s in both])
-        lines.append(f'| {v} | {statistics.mean(loss["stock"][s] for s in both):+.2f} | '
-                     f'{statistics.mean(loss["relu"][s] for s in both):+.2f} | '
-                     f'{" | ".join(fmt_paired(p))} |')
+        p = stats.differences([loss['relu'][s] - loss['stock'][s] for s in both])
+        lines.append(loss_line(v, loss, p))
         out['rows'].append(dict(variant=v, quantization_loss=loss, relu_minus_stock=p))
     lines += ['', '## SGDT - SGD, per head (paired by seed, 95% CI)', '',
               'Tracking error: |K - R| / R of the SGDT runs, mean up to 90% of the run / late '
-              '(60-90%), averaged over seeds.', '',
-              '| bits | head | SGD | SGDT | SGDT - SGD | SGDT wins | SGDT tracking error |',
-              '|---|---|---|---|---|---|---|']
+              '(60-90%), averaged over seeds.', ''] + report.md_table(
+        ['bits', 'head', 'SGD', 'SGDT', 'SGDT - SGD', 'SGDT wins', 'SGDT tracking error'], [])
     for bits in (4, 3):
-        for h, (label, _) in HEADS.items():
-            a, b = at.get((f'W{bits}A{bits} SGD', h)), at.get((f'W{bits}A{bits} SGDT', h))
-            if not a or not b:
+        for h in HEADS:
+            sgd, sgdt = (rows.get(f'W{bits}A{bits} {o}', {}).get('test', {}).get(h)
+                         for o in ('SGD', 'SGDT'))
+            if not sgd or not sgdt:
                 continue
-            p = paired(a, b)
-            lines.append(f'| W{bits}A{bits} | {label} | '
-                         f'{statistics.mean(r.test_ap() for r in a):.2f} | '
-                         f'{statistics.mean(r.test_ap() for r in b):.2f} | '
-                         f'{" | ".join(fmt_paired(p))} | {tracking_cell(b)} |')
-    lines += ['', '## Per seed (test AP)', '',
-              '| variant | head | ' + ' | '.join(f'seed {s}' for s in args.seeds) + ' |',
-              '|---|---|' + '---|' * len(args.seeds)]
+            trk = [stats.tracking_error(r.result()['tr'])
+                   for r in at[(f'W{bits}A{bits} SGDT', h)]]
+            lines.append(sgdt_line(bits, h, sgd, sgdt,
+                                   report.tracking_cell([t for t in trk if t])))
+    per_seed = []
     for v in variants:
         for h in HEADS:
-            ap = {r.seed: r.test_ap() for r in at[(v, h)]}
-            lines.append(f'| {v} | {h} | ' + ' | '.join(
-                f'{ap[s]:.2f}' if s in ap else '-' for s in args.seeds) + ' |')
+            ap = rows[v]['test'][h]
+            per_seed.append([v, h] + [f'{ap[s]:.2f}' if s in ap else '-' for s in args.seeds])
+    lines += ['', '## Per seed (test AP)', ''] + report.md_table(
+        ['variant', 'head'] + [f'seed {s}' for s in args.seeds], per_seed)
     os.makedirs(args.out, exist_ok=True)
-    prefix = osp.join(args.out, 'head_study')
-    with open(prefix + '.md', 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    with open(prefix + '.json', 'w') as f:
-        json.dump(out, f, indent=1)
+    report.write_report(osp.join(args.out, 'head_study'), lines, out)
     print('\n'.join(lines))
 
 
@@ -247,12 +242,12 @@ def main():
     os.chdir(ROOT)
     t0 = time.time()
     if not osp.isfile(osp.join(args.data, 'annotations', 'instances_test.json')):
-        from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+        from mmtrs.datasets import make_synthetic_coco
         sizes = dict(num_train=8, num_val=4, num_test=4, img_size=64) if args.smoke else {}
         make_synthetic_coco(args.data, seed=0, progress=False, **sizes)
     runs = plan(args)
     execute(runs, args.jobs, max(1, (os.cpu_count() or 1) // args.jobs), False)
-    report(args, runs, (time.time() - t0) / 60)
+    report_study(args, runs, (time.time() - t0) / 60)
 
 
 if __name__ == '__main__':

@@ -1,4 +1,4 @@
-"""Light-model study (issue 15): does TR scheduling pay off where the paper expects it, a
+"""Light-model study: does TR scheduling pay off where the paper expects it, a
 light backbone (MobileNetV2 RetinaNet, configs/demo/retinanet_mbv2_*) at 2-4 bits, with a
 held-out test split and the same tuning budget for every method?
 
@@ -19,15 +19,16 @@ Protocol (every step resumable: a run whose `result.json` exists is reused):
     and AdamT the initial target R^0 as a factor of the TR measured under the ordinary LR
     (`auto_target_scale`; U^0 = the ordinary LR), SGDT with the log-space controller
     (beyond the paper) the same, SGDT once more with SGD's knob, its ordinary LR (R^0 as
-    measured under it), and each oscillation remedy of docs/methods.md (plain
-    SGD + one hook) its lambda or threshold. The remedies, and two diagnostic rows, run
-    after SGD's grid, at SGD's selected LR: SGDT whose ordinary LR is SGD's (knob R^0),
-    and its control, plain SGD whose quantized weights get an LR of their own (knob:
-    that LR as a fraction of SGD's, x{1/27, 1/9, 1/3, 1}). Both inherit SGD's choice, so
-    they are not fair-budget competitors of the others, but they are of each other: a
-    gain of the first over the second is the TALR's. A run's score is its best val
-    AP over the evaluations every --qat-iters/6 iterations; its test AP is that of the
-    best-val checkpoint. Every choice is made on val; every reported number is on test.
+    measured under it), and each oscillation remedy of docs/methods.md (plain SGD + one
+    hook, configs/demo/retinanet_mbv2_w*_{oscfreeze,dampen,lts,obr}_demo.py) its lambda
+    or threshold (the hook's argument, set by --cfg-options). The remedies, and two
+    diagnostic rows, run after SGD's grid, at SGD's selected LR: SGDT whose ordinary LR
+    is SGD's (knob R^0), and its control, plain SGD whose quantized weights get an LR of
+    their own (knob: that LR as a fraction of SGD's, x{1/27, 1/9, 1/3, 1}). Both inherit
+    SGD's choice, so they are not fair-budget competitors of the others, but they are of
+    each other: a gain of the first over the second is the TALR's. A run's score is its
+    best val AP over the evaluations every --qat-iters/6 iterations; its test AP is that
+    of the best-val checkpoint. Every choice is made on val; every reported number is on test.
  4. Edge: if SGD's best LR is at an end of the grid, the grid is extended one step (x3)
     beyond that end for every method alike, once.
  5. Seeds: each method at its selected value, --seeds (paired by seed: same FP start,
@@ -35,9 +36,9 @@ Protocol (every step resumable: a run whose `result.json` exists is reused):
     zero by a small margin.
  6. Report (--out): light_study.md / .json (per bit-width: mean ± std test AP, paired
     difference to the best plain optimizer with its 95% CI, wins per seed, TR tracking
-    error), light_val_curves.png (the best SGD run's val AP per evaluation: has it
-    stopped improving?), light_tracking.png (K/R of every SGDT/AdamT run) and
-    light_mechanism.png (W2A2 SGD vs SGDT: latent vs quantized step size, TR and target,
+    error), light_study_val_curves.png (the best SGD run's val AP per evaluation: has
+    it stopped improving?), light_study_tracking.png (K/R of every SGDT/AdamT run) and
+    light_study_mechanism.png (W2A2 SGD vs SGDT: latent vs quantized step size, TR and target,
     oscillating fraction per layer kind, latent distances to transition points).
 Steps 3-5 run for one bit-width after another, in --bits order (W2A2 first by default,
 where the paper expects the largest effect), so an interrupted study holds whole
@@ -52,30 +53,29 @@ that; --sgdlr-bits narrows the diagnostic rows); 450 QAT iterations at 160 px. T
 extra-seed runs.
 """
 import argparse
+import functools
 import json
-import math
 import os
 import os.path as osp
-import shlex
 import statistics
-import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
-from accuracy import Run, execute, study_wall_minutes  # noqa: E402
-from mmtrs.utils.scalars import COCO_BBOX_METRICS, read_scalars  # noqa: E402
+from mmtrs.utils import read_scalars
+from study import report, stats
+from study.runs import TestedRun, data_options, execute, study_wall_minutes, val_curve
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FP_CFG = 'configs/demo/retinanet_mbv2_fp_demo.py'
+# the light QAT configs; an oscillation remedy's is that of plain SGD plus its hook
+# (configs/demo/retinanet_mbv2_w{b}a{b}_{oscfreeze,dampen,lts,obr}_demo.py)
 QAT_CFG = 'configs/demo/retinanet_mbv2_w{b}a{b}_{opt}_demo.py'
 REF_QAT_ITERS = 600        # the light configs' schedule (retinanet_mbv2_fp_ft_demo.py)
 REF_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=10)  # of those 600
 
-# method -> (config optimizer, knob, base value, label); knob 'lr' = optimizer LR,
-# 'r0' = auto_target_scale, 'qlr' = quant_weight_lr_mult, 'hook:<arg>' = the remedy
-# hook's argument
+# method -> (config: its optimizer or remedy in QAT_CFG, knob, base value, label); knob
+# 'lr' = optimizer LR, 'r0' = auto_target_scale, 'qlr' = quant_weight_lr_mult,
+# 'hook:<arg>' = the remedy hook's argument
 METHODS = {
     'sgd': ('sgd', 'lr', 3e-3, 'SGD'),
     'adam': ('adam', 'lr', 1e-4, 'Adam'),
@@ -96,155 +96,53 @@ METHODS = {
     # row above can be told apart from merely decoupling the quantized weights' LR
     'sgd_qlr': ('sgd', 'qlr', 1 / 9, "SGD at its selected LR, quantized weights' LR "
                 "decoupled (diagnostic)"),
-    # the seeds' oscillation remedies on plain SGD at SGD's selected LR (docs/methods.md)
-    'oscfreeze': ('sgd', 'hook:threshold_end', 0.01, 'SGD + oscillation freezing'),
-    'dampen': ('sgd', 'hook:lambda_max', 0.1, 'SGD + oscillation dampening'),
-    'lts': ('sgd', 'hook:tau_max', 0.05, 'SGD + LTS freezing'),
-    'obr': ('sgd', 'hook:lambda_max', 0.01, 'SGD + bin regularization (OBR)'),
+    # the oscillation remedies (docs/methods.md) on plain SGD at SGD's selected LR
+    'oscfreeze': ('oscfreeze', 'hook:threshold_end', 0.01, 'SGD + oscillation freezing'),
+    'dampen': ('dampen', 'hook:lambda_max', 0.1, 'SGD + oscillation dampening'),
+    'lts': ('lts', 'hook:tau_max', 0.05, 'SGD + LTS freezing'),
+    'obr': ('obr', 'hook:lambda_max', 0.01, 'SGD + bin regularization (OBR)'),
 }
 PLAIN = ('sgd', 'adam')
 # methods run at SGD's selected LR of the same bit-width, so planned after SGD's grid
 ON_SGD_LR = ('trs_sgdlr', 'sgd_qlr', 'oscfreeze', 'dampen', 'lts', 'obr')
-REMEDY_HOOKS = {
-    'oscfreeze': "dict(type='OscillationFreezingHook', momentum=0.01, start=0.25, "
-                 "threshold_start={v10}, threshold_end={v}, max_bits=4)",
-    'dampen': "dict(type='OscillationDampeningHook', lambda_max={v}, start=0.25)",
-    'lts': "dict(type='LTSFreezingHook', momentum=0.99, warmup=0.2, tau_schedule='linear', "
-           "tau_max={v}, max_bits=4)",
-    'obr': "dict(type='BinRegularizationHook', lambda_max={v}, start=0.25)",
-}
-# two-sided 95% Student t quantiles by degrees of freedom
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-       9: 2.262, 10: 2.228}
+# the hook of each remedy config whose argument the knob sets
+REMEDY_HOOK = {'oscfreeze': 'OscillationFreezingHook', 'dampen': 'OscillationDampeningHook',
+               'lts': 'LTSFreezingHook', 'obr': 'BinRegularizationHook'}
 
 
-def data_options(root, size):
-    root = root.rstrip('/') + '/'
-    opts = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts.append(f'{loader}.dataset.data_root={root}')
-    opts += [f'val_evaluator.ann_file={root}annotations/instances_val.json',
-             f'test_evaluator.ann_file={root}annotations/instances_test.json',
-             f'train_dataloader.dataset.pipeline.2.scale=({size},{size})',
-             f'val_dataloader.dataset.pipeline.1.scale=({size},{size})',
-             f'test_dataloader.dataset.pipeline.1.scale=({size},{size})']
+@functools.lru_cache(maxsize=None)
+def hook_index(cfg, hook_type):
+    """Position of the one `hook_type` in the config's custom_hooks."""
+    from mmengine.config import Config
+    hooks = Config.fromfile(osp.join(ROOT, cfg)).get('custom_hooks', [])
+    found = [i for i, h in enumerate(hooks) if h.get('type') == hook_type]
+    if len(found) != 1:
+        raise ValueError(f'{cfg}: custom_hooks holds {len(found)} {hook_type}, the study '
+                         'sets the knob of exactly one; restore it in that config')
+    return found[0]
+
+
+def remedy_options(cfg, method, value):
+    """--cfg-options setting a remedy's knob in its config. Oscillation freezing's
+    threshold decays from 10x its final value (at most 1) to it."""
+    i = hook_index(cfg, REMEDY_HOOK[method])
+    arg = METHODS[method][1].split(':', 1)[1]
+    opts = [f'custom_hooks.{i}.{arg}={value!r}']  # repr: the float exactly
+    if method == 'oscfreeze':
+        opts.append(f'custom_hooks.{i}.threshold_start={min(1.0, 10 * value)!r}')
     return opts
 
 
-def remedy_config(work_dir, method, bits, value):
-    """A config inheriting the light SGD config with the remedy's hook (by inheritance,
-    written once per knob value)."""
-    path = osp.join(work_dir, 'configs', f'mbv2_w{bits}a{bits}_{method}_{value:.6g}.py')
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    hook = REMEDY_HOOKS[method].format(v=value, v10=min(1.0, 10 * value))
-    tracking = '' if method == 'oscfreeze' else \
-        "    dict(type='OscillationTrackingHook', momentum=0.01),\n"
-    text = (f"_base_ = ['{ROOT}/{QAT_CFG.format(b=bits, opt='sgd')}']\n"
-            'custom_hooks = [\n'
-            "    dict(type='FiniteLossHook'),\n"
-            "    dict(type='TransitionRateHook', interval=50, momentum=0.9),\n"
-            f'{tracking}    {hook},\n'
-            "    dict(type='EffectiveStepSizeHook', interval=10),\n]\n")
-    with open(path, 'w') as f:
-        f.write(text)
-    return path
-
-
-class LightRun(Run):
-    """tools/train.py (resumed if interrupted), then tools/test.py on the best-val
-    checkpoint, then `result.json`; all inside one `_run` subprocess of this script."""
+class LightRun(TestedRun):
+    """A run of the study (train, test the best-val checkpoint, result.json), labelled
+    by method, bit-width and knob multiple."""
 
     def __init__(self, method, bits, mult, seed, cfg, work_dir, options, needs=None,
                  exclusive=False, evaluate_best=True):
         label = 'FP' if method == 'fp' else f'W{bits}A{bits} {METHODS[method][3]}'
-        super().__init__(label, seed, cfg, work_dir, options, needs, exclusive)
+        super().__init__(label, seed, cfg, work_dir, options, needs, exclusive,
+                         evaluate_best)
         self.method, self.bits, self.mult = method, bits, mult
-        self.evaluate_best = evaluate_best
-
-    def done(self):
-        return osp.isfile(osp.join(self.work_dir, 'result.json'))
-
-    def result(self):
-        with open(osp.join(self.work_dir, 'result.json')) as f:
-            return json.load(f)
-
-    def checkpoint(self):
-        return self.result()['checkpoint']
-
-    def start(self, threads):
-        opts = [f'randomness.seed={self.seed}'] + self.options
-        if self.needs is not None:
-            opts.append(f'load_from={self.needs.checkpoint()}')
-        os.makedirs(self.work_dir, exist_ok=True)
-        spec = dict(cfg=self.cfg, work_dir=self.work_dir, options=opts,
-                    evaluate_best=self.evaluate_best)
-        spec_file = osp.join(self.work_dir, 'spec.json')
-        with open(spec_file, 'w') as f:
-            json.dump(spec, f, indent=1)
-        cmd = [sys.executable, osp.abspath(__file__), '_run', spec_file]
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        self.log = open(osp.join(self.work_dir, 'study_stdout.log'), 'a')
-        self.start_time = time.time()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-
-
-def _copypaste(text):
-    lines = [ln for ln in text.splitlines() if 'bbox_mAP_copypaste' in ln]
-    if not lines and 'results of the whole dataset is empty' in text:
-        # no detection above the score threshold: CocoMetric scores nothing, AP is 0
-        return {name: 0.0 for name, _ in COCO_BBOX_METRICS}
-    line = lines[-1]
-    vals = [float(v) for v in line.split('bbox_mAP_copypaste:')[1].split()]
-    return {name: v * 100 for (name, _), v in zip(COCO_BBOX_METRICS, vals)}
-
-
-def val_curve(records, every):
-    """[(iteration, val AP %)] of a run evaluated every `every` iterations. MMEngine logs
-    val metrics with step = epoch (0 in an iteration-based loop): each evaluation is
-    placed at the first multiple of `every` at or after the last training log before it."""
-    out, it = [], 0
-    for r in records:
-        if 'coco/bbox_mAP' in r:
-            out.append((-(-it // every) * every, r['coco/bbox_mAP'] * 100))
-        elif 'iter' in r:
-            it = r['iter']
-    return out
-
-
-def run_one(spec_file):
-    """The `_run` subcommand: train, test the best-val checkpoint, write result.json."""
-    spec = json.load(open(spec_file))
-    wd, t0 = spec['work_dir'], time.time()
-    cmd = [sys.executable, 'tools/train.py', spec['cfg'], '--work-dir', wd]
-    if osp.isfile(osp.join(wd, 'last_checkpoint')):
-        cmd.append('--resume')  # an interrupted run continues (TR state included)
-    print(' '.join(shlex.quote(c) for c in cmd + ['--cfg-options'] + spec['options']),
-          flush=True)
-    subprocess.run(cmd + ['--cfg-options'] + spec['options'], cwd=ROOT, check=True)
-    records = read_scalars(wd)
-    every = [int(o.split('=')[1]) for o in spec['options']
-             if o.startswith('train_cfg.val_interval=')]
-    val = val_curve(records, every[-1] if every else 1)
-    last = open(osp.join(wd, 'last_checkpoint')).read().strip()
-    best = [f for f in os.listdir(wd) if f.startswith('best_coco_bbox_mAP') and
-            f.endswith('.pth')]
-    ckpt = osp.join(wd, best[0]) if spec['evaluate_best'] and best else last
-    test_opts = [o for o in spec['options']
-                 if o.startswith(('test_dataloader', 'test_evaluator', 'model.test_cfg'))]
-    out = subprocess.run([sys.executable, 'tools/test.py', spec['cfg'], ckpt, '--work-dir',
-                          osp.join(wd, 'test'), '--cfg-options'] + test_opts, cwd=ROOT,
-                         check=True, capture_output=True, text=True)
-    tr = [r for r in records if 'tr/running_rate' in r]
-    result = dict(val=val, best_val=max((v for _, v in val), default=float('nan')),
-                  best_iter=max(val, key=lambda x: x[1])[0] if val else None,
-                  test=_copypaste(out.stdout + out.stderr), checkpoint=ckpt,
-                  last_checkpoint=last, seconds=time.time() - t0,
-                  tr=[dict(iter=r['iter'], K=r['tr/running_rate'], R=r.get('tr/target'),
-                           U=r.get('tr/talr'), err=r.get('tr/tracking_error'),
-                           lr=r.get('lr')) for r in tr])
-    with open(osp.join(wd, 'result.json'), 'w') as f:
-        json.dump(result, f)
 
 
 # ---- planning ------------------------------------------------------------------------
@@ -282,12 +180,11 @@ def make_run(args, method, bits, mult, seed, fp, lr=None):
     value = base * mult
     name = method if lr is None else f'{method}_lr{lr:.3g}'
     wd = osp.join(args.work_dir, f'w{bits}a{bits}', name, f'x{mult:.4g}', f'seed{seed}')
-    if knob.startswith('hook:'):
-        cfg = remedy_config(args.work_dir, method, bits, value)
-    else:
-        cfg = QAT_CFG.format(b=bits, opt=opt)
+    cfg = QAT_CFG.format(b=bits, opt=opt)
     opts = data_options(args.data, args.size) + qat_options(method, value, args.qat_iters,
                                                             args.smoke)
+    if knob.startswith('hook:'):
+        opts += remedy_options(cfg, method, value)
     if lr is not None:
         opts.append(f'optim_wrapper.optimizer.lr={lr:.6g}')
     if args.smoke:
@@ -317,39 +214,32 @@ def select(runs, method, bits):
     return max(cands, key=lambda r: r.result()['best_val']).mult if cands else None
 
 
-# ---- statistics and report ------------------------------------------------------------
-
-def paired(a_runs, b_runs):
-    """Paired test-AP differences b - a by seed: (mean, ci half-width, wins, n)."""
-    a = {r.seed: r.result()['test']['AP'] for r in a_runs if r.done()}
-    b = {r.seed: r.result()['test']['AP'] for r in b_runs if r.done()}
-    return differences([b[s] - a[s] for s in sorted(set(a) & set(b))])
-
-
-def differences(d):
-    """(mean, 95% CI half-width (Student t), count > 0, n) of paired differences d."""
-    if not d:
-        return None
-    mean = statistics.mean(d)
-    half = T95.get(len(d) - 1, 1.96) * statistics.stdev(d) / math.sqrt(len(d)) \
-        if len(d) > 1 else float('nan')
-    return mean, half, sum(x > 0 for x in d), len(d)
-
+# ---- report ---------------------------------------------------------------------------
 
 def tracking(run):
-    """Mean |K-R|/R over the controlled part of the run (measurement done, R > 0, up to
-    90% of it) and the late-run value (60-90%)."""
-    rows = [t for t in run.result()['tr'] if t['err'] is not None]
-    if not rows:
-        return None
-    n = max(t['iter'] for t in run.result()['tr'])
-    mid = [t['err'] for t in rows if t['iter'] <= 0.9 * n]
-    late = [t['err'] for t in rows if 0.6 * n <= t['iter'] <= 0.9 * n]
-    return (statistics.mean(mid) if mid else float('nan'),
-            statistics.mean(late) if late else float('nan'))
+    return stats.tracking_error(run.result()['tr'])
 
 
-def report(args, runs, fp, selected, minutes):
+def method_line(row):
+    """The table line of one row of the report's JSON (`rows`)."""
+    _, knob, base, label = METHODS[row['method']]
+    p, q = row['paired'], row['paired_sgd']
+    # the rows built on SGD's selected LR, against SGD itself: what the remedy or the
+    # decoupled LR adds
+    vs_sgd = f'{report.ci_cell(q)}, {report.wins_cell(q)}' if q else '-'
+    return report.md_row([
+        label, f'{knob} {base * row["mult"]:.3g} (x{row["mult"]:g})', str(row['seeds']),
+        f'{row["val"]:.2f}', report.mean_std_cell(row['test']), report.ci_cell(p),
+        report.wins_cell(p), vs_sgd, report.tracking_cell(row['tracking'])])
+
+
+def talr_line(c):
+    """The line comparing the two diagnostic rows (stats.differences of their test AP)."""
+    return (f"{METHODS['trs_sgdlr'][3]} - {METHODS['sgd_qlr'][3]}: "
+            f'{c[0]:+.2f} ± {c[1]:.2f} test AP (95% CI), {c[2]}/{c[3]} seeds.')
+
+
+def report_study(args, runs, fp, selected, minutes):
     lines = ['# Light-model study (issue 15): RetinaNet-MobileNetV2 0.5x, synthetic set', '',
              f'Generated by `python benchmarks/light_study.py {" ".join(sys.argv[1:])}` '
              f'(the runs took {study_wall_minutes(runs + [fp]) or 0:.0f} min from the first '
@@ -360,7 +250,7 @@ def report(args, runs, fp, selected, minutes):
              'chosen on val; every AP below is COCO bbox AP (%) on the held-out test split.',
              '']
     if fp.done():
-        lines += [f'FP start point (test AP): {fp.result()["test"]["AP"]:.2f}', '']
+        lines += [f'FP start point (test AP): {fp.test_ap():.2f}', '']
     out = dict(selected={}, rows=[])
     for bits in args.bits:
         sel = {m: selected.get((m, bits)) for m in args.methods}
@@ -375,69 +265,51 @@ def report(args, runs, fp, selected, minutes):
         on_lr = ([f"{', '.join(METHODS[m][3] for m in late)}: at SGD's selected LR "
                   f"{METHODS['sgd'][2] * sel['sgd']:.3g}.", ''] if late else [])
         lines += [f'## W{bits}A{bits}', '',
-                  f'Best plain optimizer on val: {METHODS[ref][3]}.', ''] + on_lr + [
-                  '| method | knob (x base) | seeds | val AP | test AP mean ± std | '
-                  f'test AP - {METHODS[ref][3]} (95% CI) | wins | test AP - SGD at the '
-                  'same LR (95% CI), wins | tracking error mean / late |',
-                  '|---|---|---|---|---|---|---|---|---|']
+                  f'Best plain optimizer on val: {METHODS[ref][3]}.', ''] + on_lr + \
+            report.md_table(['method', 'knob (x base)', 'seeds', 'val AP',
+                             'test AP mean ± std', f'test AP - {METHODS[ref][3]} (95% CI)',
+                             'wins', 'test AP - SGD at the same LR (95% CI), wins',
+                             'tracking error mean / late'], [])
         for m, rs in at.items():
-            test = [r.result()['test']['AP'] for r in rs]
-            val = statistics.mean(r.result()['best_val'] for r in rs)
-            std = statistics.stdev(test) if len(test) > 1 else 0.0
-            p = paired(at[ref], rs) if m != ref else None
-            diff = (f'{p[0]:+.2f} ± {p[1]:.2f}' if p else '-')
-            wins = f'{p[2]}/{p[3]}' if p else '-'
-            # the rows built on SGD's selected LR, against SGD itself: what the remedy
-            # or the decoupled LR adds
-            q = paired(at['sgd'], rs) if m in ON_SGD_LR and at.get('sgd') else None
-            vs_sgd = f'{q[0]:+.2f} ± {q[1]:.2f}, {q[2]}/{q[3]}' if q else '-'
-            trk = [tracking(r) for r in rs]
-            trk = [t for t in trk if t]
-            trk_s = (f'{statistics.mean(t[0] for t in trk):.2f} / '
-                     f'{statistics.mean(t[1] for t in trk):.2f}' if trk else '-')
-            _, knob, base, label = METHODS[m]
-            lines.append(f'| {label} | {knob} {base * sel[m]:.3g} (x{sel[m]:g}) | '
-                         f'{len(rs)} | {val:.2f} | {statistics.mean(test):.2f} ± {std:.2f} | '
-                         f'{diff} | {wins} | {vs_sgd} | {trk_s} |')
-            out['rows'].append(dict(bits=bits, method=m, mult=sel[m], seeds=len(rs),
-                                    test=test, val=val, paired=p, paired_sgd=q,
-                                    tracking=trk))
+            trk = [t for t in (tracking(r) for r in rs) if t]
+            row = dict(bits=bits, method=m, mult=sel[m], seeds=len(rs),
+                       test=[r.test_ap() for r in rs],
+                       val=statistics.mean(r.result()['best_val'] for r in rs),
+                       paired=stats.paired_runs(at[ref], rs) if m != ref else None,
+                       paired_sgd=stats.paired_runs(at['sgd'], rs)
+                       if m in ON_SGD_LR and at.get('sgd') else None,
+                       tracking=trk)
+            lines.append(method_line(row))
+            out['rows'].append(row)
         if at.get('trs_sgdlr') and at.get('sgd_qlr'):
             # the two diagnostic rows share SGD's LR and budget: their difference is the
             # TALR's part, beyond giving the quantized weights an LR of their own
-            c = paired(at['sgd_qlr'], at['trs_sgdlr'])
+            c = stats.paired_runs(at['sgd_qlr'], at['trs_sgdlr'])
             if c:
-                lines += ['', f"{METHODS['trs_sgdlr'][3]} - {METHODS['sgd_qlr'][3]}: "
-                          f'{c[0]:+.2f} ± {c[1]:.2f} test AP (95% CI), {c[2]}/{c[3]} seeds.']
+                lines += ['', talr_line(c)]
                 out.setdefault('talr_vs_control', {})[f'w{bits}a{bits}'] = c
-        lines += ['', 'Grid (seed 0, best val AP):', '',
-                  '| method | ' + ' | '.join(f'x{g:g}' for g in sorted(
-                      {r.mult for r in runs if r.bits == bits})) + ' |']
         mults = sorted({r.mult for r in runs if r.bits == bits})
-        lines.append('|---|' + '---|' * len(mults))
+        cells = []
         for m in args.methods:
-            cells = []
-            for g in mults:
-                r = [x for x in runs if x.method == m and x.bits == bits and x.mult == g
-                     and x.seed == args.seeds[0] and x.done()]
-                cells.append(f'{r[0].result()["best_val"]:.2f}' if r else '-')
-            lines.append(f'| {METHODS[m][3]} | ' + ' | '.join(cells) + ' |')
-        lines.append('')
+            best = [[x for x in runs if x.method == m and x.bits == bits and x.mult == g
+                     and x.seed == args.seeds[0] and x.done()] for g in mults]
+            cells.append([METHODS[m][3]] + [f'{r[0].result()["best_val"]:.2f}' if r else '-'
+                                            for r in best])
+        lines += ['', 'Grid (seed 0, best val AP):', ''] + report.md_table(
+            ['method'] + [f'x{g:g}' for g in mults], cells) + ['']
         out['selected'][f'w{bits}a{bits}'] = sel
     os.makedirs(args.out, exist_ok=True)
     prefix = osp.join(args.out, 'light_study' + ('_smoke' if args.smoke else ''))
-    with open(prefix + '.md', 'w') as f:
-        f.write('\n'.join(lines) + '\n')
-    with open(prefix + '.json', 'w') as f:
-        json.dump(out, f, indent=1)
+    report.write_report(prefix, lines, out)
     plots(args, runs, selected, prefix)
     print('\n'.join(lines))
 
 
 def plots(args, runs, selected, prefix):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    """_val_curves.png (the selected SGD run's val AP per evaluation, per bit-width),
+    _tracking.png (|K - R| / R of every selected SGDT/AdamT run) and _mechanism.png
+    (SGD vs SGDT at the lowest bit-width: step sizes, TR, oscillation, distances to the
+    transition points)."""
     s0 = args.seeds[0]
 
     def pick(method, bits):
@@ -446,67 +318,68 @@ def plots(args, runs, selected, prefix):
              and x.seed == s0 and x.done()]
         return r[0] if r else None
 
-    # val AP curve of the best SGD run per bit-width
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    curves = []
     for bits in args.bits:
         r = pick('sgd', bits)
         if r:
-            it, ap = zip(*val_curve(read_scalars(r.work_dir), max(1, args.qat_iters // 6)))
             # (not result.json's: runs before 2026-11-26 stored step 0 for every one)
-            ax.plot(it, ap, marker='o', label=f'W{bits}A{bits} SGD x{r.mult:g}')
-    ax.set_xlabel('iteration'), ax.set_ylabel('val AP (%)'), ax.legend()
-    fig.tight_layout(), fig.savefig(prefix + '_val_curves.png', dpi=100), plt.close(fig)
-    # K/R tracking of every SGDT/AdamT run at the selected settings
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+            it, ap = zip(*val_curve(read_scalars(r.work_dir), max(1, args.qat_iters // 6)))
+            curves.append(dict(x=it, y=ap, label=f'W{bits}A{bits} SGD x{r.mult:g}',
+                               style=dict(marker='o')))
+    report.line_plot(prefix + '_val_curves.png', curves, 'iteration', 'val AP (%)', (5, 3.5))
+    curves = []
     for r in runs:
         if METHODS[r.method][0] in ('trs', 'adamt') and r.done() and \
                 r.mult == selected.get((r.method, r.bits)):
             t = [x for x in r.result()['tr'] if x['err'] is not None]
             if t:
-                ax.plot([x['iter'] for x in t], [x['err'] for x in t], lw=0.8,
-                        label=f'W{r.bits}A{r.bits} {r.method} s{r.seed}')
-    ax.set_yscale('log'), ax.set_xlabel('iteration'), ax.set_ylabel('|K - R| / R')
-    ax.legend(fontsize=6), fig.tight_layout()
-    fig.savefig(prefix + '_tracking.png', dpi=100), plt.close(fig)
-    # mechanism at the lowest bit-width: SGD vs SGDT
+                curves.append(dict(x=[x['iter'] for x in t], y=[x['err'] for x in t],
+                                   label=f'W{r.bits}A{r.bits} {r.method} s{r.seed}',
+                                   style=dict(lw=0.8)))
+    report.line_plot(prefix + '_tracking.png', curves, 'iteration', '|K - R| / R', (6, 3.5),
+                     logy=True, legend_fontsize=6)
     bits = min(args.bits)
     pair = [(m, pick(m, bits)) for m in ('sgd', 'trs')]
     pair = [(m, r) for m, r in pair if r is not None]
-    if not pair:
-        return
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.5))
+    if pair:
+        report.panels_plot(prefix + '_mechanism.png', mechanism_panels(pair), (16, 3.5))
+
+
+def mechanism_panels(pair):
+    """The four panels of _mechanism.png for [(method, run)]."""
+    step, rate, osc, near = [], [], [], []
     for m, r in pair:
         recs = read_scalars(r.work_dir)
         st = [x for x in recs if 'step/latent' in x]
         if st:
             it = [x['iter'] for x in st]
-            axes[0].plot(it, [x['step/latent'] for x in st], label=f'{m} latent')
-            axes[0].plot(it, [x['step/quantized'] for x in st], '--', label=f'{m} quantized')
+            step += [dict(x=it, y=[x['step/latent'] for x in st], label=f'{m} latent'),
+                     dict(x=it, y=[x['step/quantized'] for x in st], fmt='--',
+                          label=f'{m} quantized')]
         tr = [x for x in recs if 'tr/running_rate' in x]
-        axes[1].plot([x['iter'] for x in tr], [x['tr/running_rate'] for x in tr],
-                     label=f'{m} K')
+        rate.append(dict(x=[x['iter'] for x in tr], y=[x['tr/running_rate'] for x in tr],
+                         label=f'{m} K'))
         tg = [x for x in tr if 'tr/target' in x]
         if tg:
-            axes[1].plot([x['iter'] for x in tg], [x['tr/target'] for x in tg], ':',
-                         label=f'{m} R')
+            rate.append(dict(x=[x['iter'] for x in tg], y=[x['tr/target'] for x in tg],
+                             fmt=':', label=f'{m} R'))
         for kind in ('depthwise', 'pointwise', 'other'):
-            osc = [x for x in recs if f'osc/oscillating_{kind}' in x]
-            if osc:
-                axes[2].plot([x['iter'] for x in osc],
-                             [x[f'osc/oscillating_{kind}'] for x in osc], label=f'{m} {kind}')
-        near = osp.join(r.work_dir, 'latent_near_transition.json')
-        if osp.isfile(near):
-            h = json.load(open(near))
+            o = [x for x in recs if f'osc/oscillating_{kind}' in x]
+            if o:
+                osc.append(dict(x=[x['iter'] for x in o],
+                                y=[x[f'osc/oscillating_{kind}'] for x in o],
+                                label=f'{m} {kind}'))
+        path = osp.join(r.work_dir, 'latent_near_transition.json')
+        if osp.isfile(path):
+            with open(path) as f:
+                h = json.load(f)
             centers = [(a + b) / 2 for a, b in zip(h['edges'][:-1], h['edges'][1:])]
-            for kind, frac in h['fraction'].items():
-                if frac:
-                    axes[3].plot(centers, frac, label=f'{m} {kind}')
-    titles = ('step size (levels): latent vs quantized', 'TR K and target R',
-              'oscillating fraction by layer kind', 'latent distance to transition (end)')
-    for ax, title in zip(axes, titles):
-        ax.set_title(title, fontsize=9), ax.legend(fontsize=6)
-    axes[0].set_yscale('log'), axes[1].set_yscale('log')
-    fig.tight_layout(), fig.savefig(prefix + '_mechanism.png', dpi=100), plt.close(fig)
+            near += [dict(x=centers, y=frac, label=f'{m} {kind}')
+                     for kind, frac in h['fraction'].items() if frac]
+    return [dict(title='step size (levels): latent vs quantized', lines=step, logy=True),
+            dict(title='TR K and target R', lines=rate, logy=True),
+            dict(title='oscillating fraction by layer kind', lines=osc, logy=False),
+            dict(title='latent distance to transition (end)', lines=near, logy=False)]
 
 
 # ---- main -----------------------------------------------------------------------------
@@ -585,19 +458,17 @@ def methods_at(args, bits):
     limited = dict(trs_log=args.log_bits, trs_lr=args.trs_lr_bits,
                    trs_sgdlr=args.sgdlr_bits, sgd_qlr=args.sgdlr_bits,
                    adam=args.adam_bits, adamt=args.adam_bits,
-                   **{m: args.remedy_bits for m in REMEDY_HOOKS})
+                   **{m: args.remedy_bits for m in REMEDY_HOOK})
     return [m for m in args.methods if bits in limited.get(m, [bits])]
 
 
 def main():
-    if len(sys.argv) == 3 and sys.argv[1] == '_run':
-        return run_one(sys.argv[2])
     args = parse()
     os.chdir(ROOT)
     t0 = time.time()
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     if not osp.isfile(osp.join(args.data, 'annotations', 'instances_test.json')):
-        from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+        from mmtrs.datasets import make_synthetic_coco
         make_synthetic_coco(args.data, num_train=args.num_train, num_val=args.num_val,
                             num_test=args.num_test, img_size=args.size, seed=0,
                             progress=False)
@@ -667,7 +538,7 @@ def main():
                                                             for r in at[m]))
             extra = []
             for m in ms:
-                p = paired(at[ref], at[m]) if m != ref else None
+                p = stats.paired_runs(at[ref], at[m]) if m != ref else None
                 if p and p[3] == n and abs(p[0]) < p[1] < 2 * abs(p[0]):
                     extra += [make(x, selected[(x, b)], n) for x in (m, ref)]
             extra = list({r.work_dir: r for r in extra}.values())
@@ -676,7 +547,7 @@ def main():
             run(extra)
             runs += extra
     minutes = (time.time() - t0) / 60
-    report(args, runs, fp, selected, minutes)
+    report_study(args, runs, fp, selected, minutes)
     wall = study_wall_minutes(runs) or 0.0
     print(f'\nlight study: {minutes:.1f} min this invocation ({wall:.1f} min from the first '
           f'run start to the last run end, {len(runs) + 1} runs)')

@@ -1,0 +1,150 @@
+"""The study scripts' shared statistics and report helpers (benchmarks/study/), checked
+against hand-computed values and scipy's Student t; and the committed reports
+(docs/results/{accuracy,head_study,light_study}.md) against what the report code writes
+from the committed JSON next to them.
+
+The full reports also need the run directories (training logs, checkpoints, the grid
+runs' val AP); what the JSON holds is checked here line by line.
+"""
+import json
+import math
+import os.path as osp
+import statistics
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.append(osp.join(ROOT, 'benchmarks'))  # as `python benchmarks/<study>.py` has it
+from study import report, stats  # noqa: E402
+
+RESULTS = osp.join(ROOT, 'docs', 'results')
+
+
+def _load(name):
+    with open(osp.join(RESULTS, name)) as f:
+        return f.read() if name.endswith('.md') else json.load(f)
+
+
+def _int_keys(d):
+    return {int(k): v for k, v in d.items()}
+
+
+# ---- statistics -----------------------------------------------------------------------
+
+def test_differences_by_hand():
+    # d = 1, 2, 4: mean 7/3, sample variance ((4/3)^2 + (1/3)^2 + (5/3)^2) / 2 = 7/3,
+    # half-width t_{0.975,2} sqrt(7/3) / sqrt(3) = 4.303 sqrt(7) / 3
+    mean, half, wins, n = stats.differences([1.0, 2.0, 4.0])
+    assert mean == pytest.approx(7 / 3)
+    assert half == pytest.approx(4.303 * math.sqrt(7) / 3)
+    assert (wins, n) == (3, 3)
+    # one difference: no spread to estimate
+    mean, half, wins, n = stats.differences([-0.5])
+    assert (mean, wins, n) == (-0.5, 0, 1) and math.isnan(half)
+    assert stats.differences([]) is None
+
+
+def test_paired_uses_common_seeds_only():
+    a = {0: 10.0, 1: 12.0, 2: 11.0, 3: 9.0}
+    b = {2: 13.0, 0: 11.0, 1: 11.5, 5: 1.0}
+    # seeds 0, 1, 2: d = 1, -0.5, 2; mean 5/6; sample variance 19/12
+    mean, half, wins, n = stats.paired(a, b)
+    assert mean == pytest.approx(5 / 6)
+    assert half == pytest.approx(4.303 * math.sqrt(19 / 12) / math.sqrt(3))
+    assert (wins, n) == (2, 3)
+
+
+def test_t_interval_matches_scipy():
+    t = pytest.importorskip('scipy.stats').t
+    for df, q in stats.T95.items():  # the table: scipy's quantile to 3 decimals
+        assert q == pytest.approx(t.ppf(0.975, df), abs=5e-4)
+    d = [0.3, -1.2, 2.5, 0.9, 1.4]
+    mean, half, _, _ = stats.differences(d)
+    sem = statistics.stdev(d) / math.sqrt(len(d))
+    lo, hi = t.interval(0.95, len(d) - 1, loc=sum(d) / len(d), scale=sem)
+    assert mean - half == pytest.approx(lo, rel=1e-3)
+    assert mean + half == pytest.approx(hi, rel=1e-3)
+
+
+def test_sample_std_and_tracking_error_by_hand():
+    assert stats.sample_std([2.0]) == 0.0
+    assert stats.sample_std([1.0, 2.0, 4.0]) == pytest.approx(math.sqrt(7 / 3))
+    # R measured until iteration 20 (err None); run of 100: the controlled part up to
+    # 90 is 30..90 (mean 0.6), the late part 60..90 (mean 0.75)
+    tr = [dict(iter=i, err=None if i < 30 else i / 100) for i in range(10, 101, 10)]
+    assert stats.tracking_error(tr) == pytest.approx((0.6, 0.75))
+    assert stats.tracking_error([dict(iter=10, err=None)]) is None
+
+
+# ---- markdown -------------------------------------------------------------------------
+
+def test_markdown_cells_and_table():
+    assert report.md_table(['a', 'b'], [['1', '2']]) == ['| a | b |', '|---|---|',
+                                                         '| 1 | 2 |']
+    p = (1.234, 0.5, 2, 3)
+    assert (report.ci_cell(p), report.wins_cell(p)) == ('+1.23 ± 0.50', '2/3')
+    assert (report.ci_cell(None), report.wins_cell(None)) == ('-', '-')
+    assert report.mean_std_cell([1.0, 2.0, 4.0]) == '2.33 ± 1.53'
+    assert report.tracking_cell([(0.5, 1.0), (0.7, 2.0)]) == '0.60 / 1.50'
+    assert report.tracking_cell([]) == '-'
+
+
+# ---- the committed reports from their JSON --------------------------------------------
+
+def test_light_study_tables_from_json():
+    import light_study
+    data, md = _load('light_study.json'), _load('light_study.md').splitlines()
+    for row in data['rows']:
+        assert light_study.method_line(row) in md, row
+    for c in data['talr_vs_control'].values():
+        assert light_study.talr_line(c) in md
+    # the paired differences from the per-seed test APs (listed in seed order 0, 1, ...)
+    # against the best plain optimizer of the bit-width, whose row has none
+    for bits in {r['bits'] for r in data['rows']}:
+        rows = [r for r in data['rows'] if r['bits'] == bits]
+        ref = [r for r in rows if r['paired'] is None]
+        assert len(ref) == 1
+        for r in rows:
+            if r['paired'] is not None:
+                p = stats.paired(dict(enumerate(ref[0]['test'])), dict(enumerate(r['test'])))
+                assert p == pytest.approx(tuple(r['paired']))
+
+
+def test_head_study_tables_from_json():
+    import head_study
+    data, md = _load('head_study.json'), _load('head_study.md').splitlines()
+    rows = {}
+    for row in data['rows']:
+        if 'test' in row:
+            row['test'] = {h: _int_keys(v) for h, v in row['test'].items()}
+            rows[row['variant']] = row
+            assert head_study.variant_line(row) in md
+            assert stats.paired(row['test']['stock'], row['test']['relu']) == \
+                pytest.approx(tuple(row['paired_relu_minus_stock']))
+            for h in head_study.HEADS:
+                ap = row['test'][h]
+                assert head_study.report.md_row(
+                    [row['variant'], h] + [f'{ap[s]:.2f}' for s in data['seeds']]) in md
+        else:  # the quantization-loss rows, from the variant rows
+            loss = head_study.quantization_loss(rows[row['variant']], rows['FP'])
+            assert loss == {h: _int_keys(v) for h, v in row['quantization_loss'].items()}
+            assert head_study.loss_line(row['variant'], loss, row['relu_minus_stock']) in md
+    for bits in (4, 3):
+        for h in head_study.HEADS:
+            line = head_study.sgdt_line(bits, h, rows[f'W{bits}A{bits} SGD']['test'][h],
+                                        rows[f'W{bits}A{bits} SGDT']['test'][h], 'TRK')
+            prefix = line[:-len('TRK |')]  # the tracking error needs the runs' logs
+            assert [ln for ln in md if ln.startswith(prefix)], line
+
+
+@pytest.mark.parametrize('name', ['accuracy', 'accuracy_fp_per_seed_300it'])
+def test_accuracy_tables_from_json(name):
+    import accuracy
+    summary = {k: dict(v, per_seed=_int_keys(v['per_seed']))
+               for k, v in _load(f'{name}.json').items()}
+    seeds = sorted({s for v in summary.values() for s in v['per_seed']})
+    md = _load(f'{name}.md')
+    tables = '\n'.join(accuracy.tables(summary, seeds)) + '\n'
+    assert md.endswith('\n\n' + tables)
