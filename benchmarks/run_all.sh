@@ -4,6 +4,7 @@
 #     bash benchmarks/run_all.sh                                  # everything (~50 min)
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #     BENCHES=head_study bash benchmarks/run_all.sh   # issue 19's head study (~80 min)
+#     BENCHES=allocator bash benchmarks/run_all.sh    # page faults per step, glibc (~1 min)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
 # (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
@@ -40,6 +41,7 @@ want() { [[ " $BENCHES " == *" $1 "* ]]; }
 want step_cost && run step_cost "$PY" benchmarks/step_cost.py --iters 20 --batch 8 --size 256
 want memory && run memory "$PY" benchmarks/memory.py --iters 10 --batch 8 --size 256 --repeats 3
 want scaling && run scaling "$PY" benchmarks/scaling.py --iters 5 --plot "$OUT/scaling.png"
+want allocator && run allocator "$PY" benchmarks/allocator.py --workload qat_sgd --steps 6 --threads 1
 if want accuracy; then
   echo "[run_all] accuracy study (3 seeds x FP, W4A4/W3A3 SGD at 3 LRs and SGDT; ~41 min; resumable)"
   "$PY" benchmarks/accuracy.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
