@@ -9,16 +9,14 @@ extrapolate the light-model study's wall time from the R18 demo's measured one.
 import argparse
 import copy
 import os.path as osp
-import sys
 import time
 
 import torch
+import mmtrs  # noqa: F401 (registers the quantized models and the TRS wrapper)
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
-import mmtrs  # noqa: E402,F401
 
 
 def build(cfg_path, widen=None):

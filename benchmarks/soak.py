@@ -16,13 +16,12 @@ import resource
 import sys
 import warnings
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import mmtrs  # noqa: F401 (registers the quantized models and the TRS wrapper)
+from mmengine.config import Config
+from mmengine.hooks import Hook
+from mmengine.runner import Runner
 
-import mmtrs  # noqa: E402,F401
-from mmengine.config import Config  # noqa: E402
-from mmengine.hooks import Hook  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def rss_mb():
@@ -49,7 +48,7 @@ def main():
     parser.add_argument('--size', type=int, default=128)
     parser.add_argument('--work-dir', default='work_dirs/soak')
     args = parser.parse_args()
-    from mmtrs.datasets.synthetic_coco import make_synthetic_coco
+    from mmtrs.datasets import make_synthetic_coco
     data = osp.join(args.work_dir, 'data')
     if not osp.isfile(osp.join(data, 'annotations', 'instances_val.json')):
         make_synthetic_coco(data, num_train=64, num_val=16, img_size=args.size, seed=3,

@@ -18,7 +18,6 @@ import time
 
 import torch
 
-import variants  # noqa: F401 (puts the repository on sys.path)
 from variants import cpu_description, load_average
 from mmtrs.quant import QConv2d
 from mmtrs.quant.input_scale import fix_input_scale

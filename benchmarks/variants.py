@@ -20,18 +20,16 @@ import copy
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import mmtrs  # noqa: F401 (registers the quantized models and the TRS wrapper)
+from mmengine.config import Config
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
 
-import mmtrs  # noqa: E402,F401
-from mmengine.config import Config  # noqa: E402
-from mmengine.logging import MMLogger  # noqa: E402
-from mmengine.optim import build_optim_wrapper  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 CFG = {
     'fp': 'configs/demo/retinanet_r18_fp_demo.py',
