@@ -1,25 +1,35 @@
-"""What the deployable export buys on CPU: file sizes and onnxruntime latency.
+"""What the deployable export buys on CPU: latency and file sizes, side by side.
 
-    python benchmarks/export_cost.py [--demo-ckpt CKPT] [--runs 100] [--warmup 10]
-        [--size 256] [--threads 1] [--skip-r50] [--out docs/results/export_cost.txt]
+    python benchmarks/export_cost.py [--demo-ckpt CKPT] [--light-ckpt CKPT] [--runs 20]
+        [--warmup 3] [--r50-runs 2] [--batches 1 8] [--threads 1 2] [--skip-r50]
+        [--profile] [--out docs/results/export_cost.md]
 
-Sizes: for the demo W4A4 RetinaNet-R18 (CKPT, or quantizer scales set by one forward on
-random data: sizes do not depend on training) and the COCO RetinaNet-R50 W4A4 (built
-from configs/retinanet_r50_w4a4_sgd.py, untrained, scales set the same way), the files
-tools/export.py writes: FP32 ONNX (same network, float weights), QCDQ ONNX (int8
-containers), INT4 ONNX and the packed checkpoint, with ratios to FP32.
-Latency (demo model, batch 1, --size px, --threads threads): PyTorch FP32 (the same
-network with float weights, mode='tensor'), PyTorch fake-quant (the QAT model), and
-onnxruntime (graph optimizations all) on the FP32, QCDQ and INT4 graphs. Variants run
-round-robin, one run each per round, so machine load hits all alike; median and p90
-over --runs rounds after --warmup rounds. One thread by default: on the shared 2-core
-machine, PyTorch with 2 OpenMP threads beside other busy processes took 4.7 s per
-demo forward instead of 0.14 s (OpenMP threads waiting on each other), which would
-measure the machine's load, not the runtimes.
+Models: the demo W4A4 RetinaNet-R18 at 256 px, the light W4A4 RetinaNet-MobileNetV2 at
+160 and 320 px, the COCO W4A4 RetinaNet-R50 at 800x1344 (latency only, --r50-runs
+rounds). Without a checkpoint a model's quantizer scales are set by one training-mode
+forward on random data (latency and sizes do not depend on training).
+
+Variants, per model, input size, batch (--batches) and thread count (--threads):
+  * PyTorch FP32: the same network with float weights (mode='tensor');
+  * onnxruntime FP32: model_fp32.onnx (tools/export.py --fp32);
+  * onnxruntime quantize_static (the anchor): onnxruntime's own post-training
+    quantization of model_fp32.onnx (QDQ, uint8 activations, int8 per-channel
+    weights, MinMax calibration on --calib random images);
+  * onnxruntime int8 (ours): model_int8.onnx (QAT levels, QLinearConv), its 8-bit
+    re-quantizations calibrated on the same images.
+onnxruntime runs with all graph optimizations, intra-op threads = --threads, one
+inter-op thread; PyTorch with torch.set_num_threads. Variants run round-robin, one run
+each per round, so machine load hits all alike; median over the rounds after --warmup.
+Printed: the CPU (model name, AVX-512 / VNNI flags from /proc/cpuinfo) and the load
+average before and after, the quantized convs each int8 graph runs as QLinearConv
+(counted in onnxruntime's optimized graph), file sizes, and (--profile) onnxruntime's
+per-op-type kernel time (enable_profiling) at batch 1, 1 thread.
 """
 import argparse
+import collections
 import copy
 import datetime
+import json
 import os
 import os.path as osp
 import subprocess
@@ -34,7 +44,10 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 DEMO_CFG = 'configs/demo/retinanet_r18_w4a4_sgd_demo.py'
+LIGHT_CFG = 'configs/demo/retinanet_mbv2_w4a4_sgd_demo.py'
 R50_CFG = 'configs/retinanet_r50_w4a4_sgd.py'
+VARIANTS = ('PyTorch FP32', 'ORT FP32', 'ORT quantize_static', 'ORT int8 (ours)')
+ORT_FILES = {'ORT FP32': 'fp32', 'ORT quantize_static': 'anchor', 'ORT int8 (ours)': 'int8'}
 
 
 def quantized_model(config, ckpt=None):
@@ -50,29 +63,6 @@ def quantized_model(config, ckpt=None):
     return model.eval()
 
 
-def export_all(model, out, size):
-    import onnx
-
-    from mmtrs.export import export_network, save_packed, to_int4
-    paths = {k: osp.join(out, f'model_{k}.onnx') for k in ('fp32', 'qcdq', 'int4')}
-    export_network(model, paths['fp32'], 'fp32', (1, 3, size, size))
-    proto = export_network(model, paths['qcdq'], 'qcdq', (1, 3, size, size))
-    onnx.save(to_int4(proto), paths['int4'])
-    paths['packed'] = save_packed(model, osp.join(out, 'model_packed.pth'))[0]
-    return paths
-
-
-def size_table(name, paths):
-    fp = osp.getsize(paths['fp32'])
-    rows = [f'{name}: file sizes']
-    labels = dict(fp32='FP32 ONNX', qcdq='QCDQ ONNX (int8 containers)',
-                  int4='INT4 ONNX (<=4-bit layers)', packed='packed checkpoint')
-    for k in ('fp32', 'qcdq', 'int4', 'packed'):
-        b = osp.getsize(paths[k])
-        rows.append(f'  {labels[k]:30s} {b / 1e6:9.3f} MB   {b / fp:6.3f}x FP32')
-    return rows
-
-
 def float_network(model):
     from mmtrs.export import collect_quant_layers
     from mmtrs.export.qdq_modules import FloatLayer
@@ -82,50 +72,181 @@ def float_network(model):
     return net
 
 
-def latency(model, paths, size, threads, runs, warmup):
-    from mmtrs.export import make_session
-    torch.set_num_threads(threads)
-    x = torch.randn(1, 3, size, size)
-    fp_net = float_network(model)
-    sessions = {k: make_session(paths[k], 'all', threads) for k in ('fp32', 'qcdq', 'int4')}
-    feed = {'input': x.numpy()}
+def calib_images(shape, n):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((1, 3) + tuple(shape)).astype(np.float32) for _ in range(n)]
 
-    def torch_run(net):
-        def run():
-            with torch.no_grad():
-                net(x, mode='tensor')
-        return run
 
-    variants = {'PyTorch FP32': torch_run(fp_net),
-                'PyTorch fake-quant (QAT model)': torch_run(model),
-                'onnxruntime FP32': lambda: sessions['fp32'].run(None, feed),
-                'onnxruntime QCDQ (int8 containers)': lambda: sessions['qcdq'].run(None, feed),
-                'onnxruntime INT4': lambda: sessions['int4'].run(None, feed)}
-    times = {k: [] for k in variants}
-    for i in range(warmup + runs):
-        for k, fn in variants.items():
-            t = time.perf_counter()
-            fn()
-            if i >= warmup:
-                times[k].append(time.perf_counter() - t)
-    base = np.median(times['PyTorch FP32'])
-    rows = [f'latency, batch 1, {size}x{size}, {threads} threads, {runs} runs after '
-            f'{warmup} warm-up (round-robin):',
-            f'  {"variant":36s} {"median":>9s} {"p90":>9s}   median / PyTorch FP32']
-    for k, t in times.items():
-        med, p90 = np.median(t), np.percentile(t, 90)
-        rows.append(f'  {k:36s} {1e3 * med:7.1f}ms {1e3 * p90:7.1f}ms   {med / base:6.2f}x')
+def anchor(fp32_path, out_path, images):
+    """onnxruntime's quantize_static of the FP32 graph: QDQ, U8 activations, S8
+    per-channel weights, MinMax calibration."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{'input': x} for x in images])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    import logging
+    root = logging.getLogger()
+    level, root.level = root.level, logging.ERROR  # its advice to pre-process, per bias
+    try:
+        quantize_static(fp32_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True)
+    finally:
+        root.setLevel(level)
+
+
+def export_all(model, out, shape, n_calib):
+    """fp32 / qcdq / int8 / anchor ONNX files at trace size `shape`; returns paths."""
+    import onnx
+
+    from mmtrs.export import export_network, save_packed, to_int4, to_int8
+    paths = {k: osp.join(out, f'model_{k}.onnx') for k in ('fp32', 'qcdq', 'int4', 'int8',
+                                                            'anchor')}
+    images = calib_images(shape, n_calib)
+    export_network(model, paths['fp32'], 'fp32', (1, 3) + tuple(shape))
+    proto = export_network(model, paths['qcdq'], 'qcdq', (1, 3) + tuple(shape))
+    onnx.save(to_int4(proto), paths['int4'])
+    onnx.save(to_int8(proto, images), paths['int8'])
+    anchor(paths['fp32'], paths['anchor'], images)
+    paths['packed'] = save_packed(model, osp.join(out, 'model_packed.pth'))[0]
+    return paths
+
+
+def fusion_rows(paths):
+    """QLinearConv vs float Conv after onnxruntime's optimization, anchor and ours."""
+    from mmtrs.export import count_fusion
+    from mmtrs.export.onnx_detector import make_session
+    rows = []
+    ours = count_fusion(paths['int8'], 'all')
+    rows.append(f'  int8 (ours): {ours["qlinear_conv"]} of {ours["quantized_convs"]} '
+                f'quantized convs run as QLinearConv, {ours["float_conv"]} float Conv left; '
+                f'{_op_summary(ours["ops"])}')
+    with tempfile.TemporaryDirectory() as tmp:
+        import onnx
+        p = osp.join(tmp, 'opt.onnx')
+        make_session(paths['anchor'], 'all', 1, optimized_path=p)
+        ops = collections.Counter(n.op_type for n in onnx.load(p).graph.node)
+    n_conv = sum(1 for n in onnx.load(paths['fp32']).graph.node if n.op_type == 'Conv')
+    rows.append(f'  quantize_static: {ops.get("QLinearConv", 0)} of {n_conv} convs run as '
+                f'QLinearConv, {ops.get("Conv", 0) + ops.get("FusedConv", 0)} float Conv '
+                f'left; {_op_summary(ops)}')
     return rows
 
 
+def _op_summary(ops):
+    keys = ('QLinearAdd', 'QLinearMul', 'QuantizeLinear', 'DequantizeLinear', 'Clip',
+            'Transpose')
+    return ', '.join(f'{ops[k]} {k}' for k in keys if ops.get(k))
+
+
+def size_rows(paths):
+    fp = osp.getsize(paths['fp32'])
+    labels = dict(fp32='FP32 ONNX', anchor='quantize_static ONNX (int8)',
+                  int8='int8 ONNX (ours, model_int8.onnx)',
+                  qcdq='QCDQ ONNX (model_qcdq.onnx)', int4='INT4 ONNX (model_int4.onnx)',
+                  packed='packed checkpoint')
+    return [f'  {labels[k]:36s} {osp.getsize(paths[k]) / 1e6:9.3f} MB  '
+            f'{osp.getsize(paths[k]) / fp:6.3f}x FP32'
+            for k in ('fp32', 'anchor', 'int8', 'qcdq', 'int4', 'packed')]
+
+
+def latency_rows(fp_net, paths, shape, batches, threads_list, runs, warmup):
+    from mmtrs.export import make_session
+    rows = [f'  {"batch":>5s} {"thr":>3s}  ' + ''.join(f'{v:>21s}' for v in VARIANTS) +
+            '   int8/FP32  int8/anchor']
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        sessions = {v: make_session(paths[f], 'all', threads) for v, f in ORT_FILES.items()}
+        for batch in batches:
+            x = torch.randn((batch, 3) + tuple(shape), generator=torch.Generator().manual_seed(1))
+            feed = {'input': x.numpy()}
+
+            def torch_run():
+                with torch.no_grad():
+                    fp_net(x, mode='tensor')
+
+            fns = {'PyTorch FP32': torch_run}
+            fns.update({v: (lambda s=s: s.run(None, feed)) for v, s in sessions.items()})
+            times = {v: [] for v in fns}
+            for i in range(warmup + runs):
+                for v, fn in fns.items():
+                    t = time.perf_counter()
+                    fn()
+                    if i >= warmup:
+                        times[v].append(time.perf_counter() - t)
+            med = {v: float(np.median(t)) for v, t in times.items()}
+            rows.append(f'  {batch:5d} {threads:3d}  ' +
+                        ''.join(f'{1e3 * med[v]:>19.1f}ms' for v in VARIANTS) +
+                        f'   {med["ORT int8 (ours)"] / med["ORT FP32"]:8.2f}x '
+                        f'{med["ORT int8 (ours)"] / med["ORT quantize_static"]:10.2f}x')
+    torch.set_num_threads(max(threads_list))
+    return rows
+
+
+def profile_rows(paths, shape, runs=10):
+    """onnxruntime's kernel time per op type (enable_profiling), batch 1, 1 thread."""
+    import onnxruntime as ort
+    x = np.random.default_rng(2).standard_normal((1, 3) + tuple(shape)).astype(np.float32)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, key in (('FP32', 'fp32'), ('quantize_static', 'anchor'),
+                           ('int8 (ours)', 'int8')):
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            so.intra_op_num_threads = so.inter_op_num_threads = 1
+            so.enable_profiling = True
+            so.profile_file_prefix = osp.join(tmp, key)
+            so.log_severity_level = 3
+            s = ort.InferenceSession(paths[key], so, providers=['CPUExecutionProvider'])
+            s.run(None, {'input': x})
+            for _ in range(runs):
+                s.run(None, {'input': x})
+            with open(s.end_profiling()) as f:
+                events = json.load(f)
+            total, count = collections.Counter(), collections.Counter()
+            for e in events:
+                if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time'):
+                    op = e['args'].get('op_name')
+                    total[op] += e['dur'] / (runs + 1)
+                    count[op] += 1
+            ops = ', '.join(f'{op} {t / 1e3:.2f} ({count[op] // (runs + 1)})'
+                            for op, t in total.most_common(8))
+            rows.append(f'  {label:16s} {sum(total.values()) / 1e3:7.2f} ms kernel time: '
+                        f'{ops}')
+    return rows
+
+
+def cpu_rows():
+    info = open('/proc/cpuinfo').read().splitlines()
+    name = next((ln.split(':', 1)[1].strip() for ln in info if ln.startswith('model name')),
+                '?')
+    flags = set(next((ln.split(':', 1)[1].split() for ln in info if ln.startswith('flags')),
+                     []))
+    want = ('avx2', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni', 'amx_int8')
+    return [f'# CPU: {name}, {os.cpu_count()} cores; ' +
+            ', '.join(f'{f} {"yes" if f in flags else "no"}' for f in want)]
+
+
+def load():
+    with open('/proc/loadavg') as f:
+        return ' '.join(f.read().split()[:3])
+
+
 def header(argv):
+    import onnxruntime
     commit = subprocess.run(['git', 'describe', '--always', '--dirty'], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip() or 'none'
-    with open('/proc/loadavg') as f:
-        load = ' '.join(f.read().split()[:3])
     return [f'# command: python benchmarks/export_cost.py {" ".join(argv)}'.rstrip(),
-            f'# date: {datetime.datetime.utcnow():%Y-%m-%dT%H:%MZ}  commit: {commit}',
-            f'# machine: {os.cpu_count()} cores, load before: {load}']
+            f'# date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%dT%H:%MZ}  '
+            f'commit: {commit}  torch {torch.__version__}  onnxruntime '
+            f'{onnxruntime.__version__}',
+            *cpu_rows(), f'# load average before: {load()}']
 
 
 def main(argv=None):
@@ -133,31 +254,55 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--demo-ckpt', help='a trained demo W4A4 checkpoint (optional)')
-    p.add_argument('--runs', type=int, default=100)
-    p.add_argument('--warmup', type=int, default=10)
-    p.add_argument('--size', type=int, default=256)
-    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--light-ckpt', help='a trained light-model W4A4 checkpoint (optional)')
+    p.add_argument('--runs', type=int, default=20)
+    p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--r50-runs', type=int, default=2)
+    p.add_argument('--batches', type=int, nargs='+', default=[1, 8])
+    p.add_argument('--threads', type=int, nargs='+', default=[1, 2])
+    p.add_argument('--calib', type=int, default=4, help='calibration images')
     p.add_argument('--skip-r50', action='store_true')
-    p.add_argument('--out', help='also write the table to this file')
+    p.add_argument('--profile', action='store_true')
+    p.add_argument('--out', help='also write the table to this file (markdown)')
     args = p.parse_args(argv)
     lines = header(argv)
+    print('\n'.join(lines), flush=True)
+    cases = [('demo W4A4 RetinaNet-R18', DEMO_CFG, args.demo_ckpt, [(256, 256)], args.runs),
+             ('light W4A4 RetinaNet-MobileNetV2', LIGHT_CFG, args.light_ckpt,
+              [(160, 160), (320, 320)], args.runs)]
+    if not args.skip_r50:
+        cases.append(('COCO W4A4 RetinaNet-R50 (untrained)', R50_CFG, None, [(800, 1344)],
+                      args.r50_runs))
     with tempfile.TemporaryDirectory() as tmp:
-        demo = quantized_model(DEMO_CFG, args.demo_ckpt)
-        os.makedirs(osp.join(tmp, 'demo'))
-        demo_paths = export_all(demo, osp.join(tmp, 'demo'), args.size)
-        lines += size_table(f'demo W4A4 RetinaNet-R18 ({DEMO_CFG})', demo_paths)
-        if not args.skip_r50:
-            r50 = quantized_model(R50_CFG)
-            os.makedirs(osp.join(tmp, 'r50'))
-            lines += size_table(f'COCO W4A4 RetinaNet-R50 ({R50_CFG}, untrained)',
-                                export_all(r50, osp.join(tmp, 'r50'), args.size))
-            del r50
-        lines += ['demo model ' + row if i == 0 else row for i, row in enumerate(
-            latency(demo, demo_paths, args.size, args.threads, args.runs, args.warmup))]
-    print('\n'.join(lines))
+        for name, cfg, ckpt, shapes, runs in cases:
+            model = quantized_model(cfg, ckpt)
+            fp_net = float_network(model)
+            for shape in shapes:
+                out = osp.join(tmp, f'{name.split()[0]}_{shape[0]}')
+                os.makedirs(out)
+                paths = export_all(model, out, shape, args.calib)
+                block = [f'## {name} ({cfg}{", " + ckpt if ckpt else ""}), '
+                         f'{shape[0]}x{shape[1]}']
+                block += fusion_rows(paths)
+                block += ['file sizes:'] + size_rows(paths)
+                block += [f'latency (median of {runs} rounds after '
+                          f'{min(args.warmup, runs)} warm-up, round-robin):']
+                block += latency_rows(fp_net, paths, shape, args.batches, args.threads,
+                                      runs, min(args.warmup, runs))
+                if args.profile:
+                    block += ['onnxruntime profile, batch 1, 1 thread (ms per run by op '
+                              'type, (nodes)):'] + profile_rows(paths, shape)
+                print('\n'.join(block), flush=True)
+                lines += block
+            del model, fp_net
+    lines.append(f'# load average after: {load()}')
+    print(lines[-1])
     if args.out:
         with open(args.out, 'w') as f:
-            f.write('\n'.join(lines) + '\n')
+            f.write('# Deployable export: CPU latency and file sizes\n\n'
+                    'Printed by `benchmarks/export_cost.py` (command in the first line); '
+                    'latencies are medians of round-robin rounds, ratios within one run.\n\n'
+                    '```\n' + '\n'.join(lines) + '\n```\n')
 
 
 if __name__ == '__main__':
