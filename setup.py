@@ -26,6 +26,10 @@ setup(
     version='0.1.0',
     description='Low-bit QAT with transition-rate scheduling for MMDetection 3.x',
     packages=find_packages(include=['mmtrs', 'mmtrs.*']),
+    # The configs, installed where MMDetection installs its own (<package>/.mim/configs):
+    # mmtrs/.mim/configs is a link to configs/, so an editable install reads the
+    # checkout's files and a regular one gets a copy (mmtrs/apis/configs.py finds them).
+    package_data={'mmtrs': ['.mim/configs/**/*.py']},
     python_requires='>=3.9',
     install_requires=read_requirements('requirements.txt'),
     extras_require={'dev': read_requirements('requirements-dev.txt')},

@@ -31,6 +31,7 @@ def main(argv=None):
     args = parse_args(argv)
     import mmtrs  # noqa: F401
     from mmdet.utils import setup_cache_size_limit_of_dynamo
+    from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     from mmtrs.apis import check_config
     setup_cache_size_limit_of_dynamo()
@@ -41,7 +42,8 @@ def main(argv=None):
             dict(type='QuantizerCalibrationHook', num_batches=args.calibrate)]
     check_config(cfg, training=False)
     apply_env_cfg(cfg)  # glibc: keep freed memory between steps (mmtrs/utils/allocator.py)
-    runner = Runner.from_cfg(cfg)
+    # a config with runner_type (the recipe's QuantRecipeRunner) as MMDetection builds it
+    runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     if args.out is not None:
         assert args.out.endswith(('.pkl', '.pickle')), 'The dump file must be a pkl file.'
         from mmdet.evaluation import DumpDetResults

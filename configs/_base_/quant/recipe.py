@@ -1,0 +1,20 @@
+# The keys of the one-step recipe (configs/recipes/*.py add a bit-width policy): added
+# as a base to any float MMDetection detector config, they make it a quantized one
+# without rewriting its model dict. A detector config has none of these keys, so
+# MMEngine merges them without a "duplicate key among bases" error; QuantRecipeRunner
+# rewrites the loaded config before the Runner is built (mmtrs/apis/quant_recipe.py,
+# docs/quantization.md "Quantize your own detector").
+custom_imports = dict(imports=['mmtrs.apis.quant_recipe'], allow_failed_imports=False)
+runner_type = 'QuantRecipeRunner'
+quant_recipe = dict(
+    # True: TR scheduling (TRSOptimWrapper around the config's own optimizer, weight
+    # scales frozen, target TR cosine-decayed to 0 over the run); False: plain QAT.
+    trs=False,
+    # TRSOptimWrapper keys, those of configs/retinanet_r50_w4a4_trs.py: m of Eq. 10 as in
+    # the paper, R^0 measured under the ordinary LR over the first 1000 steps and
+    # eta = U^0 / (R^0 * 1000) (docs/tr_scheduling.md). A short run wants shorter ones.
+    tr=dict(tr_momentum=0.99, init_talr=None, eta='auto', init_target='auto',
+            auto_target_iters=1000, eta_adapt_iters=1000, per_layer=False,
+            bias_correction=True),
+    # TransitionRateHook (logs tr/* scalars), under plain QAT too
+    tr_hook=dict(interval=500))
