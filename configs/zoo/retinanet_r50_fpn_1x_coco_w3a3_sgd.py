@@ -1,0 +1,2 @@
+_base_ = ['./retinanet_r50_fpn_1x_coco_w4a4_sgd.py']
+quant_cfg = dict(w_bits=3, a_bits=3)

@@ -1,0 +1,4 @@
+# retinanet_r50_fpn_1x_coco_w4a4_sgd.py with TR scheduling around its SGD (paper Table 4
+# "SGDT").
+_base_ = ['./retinanet_r50_fpn_1x_coco_w4a4_sgd.py']
+quant_recipe = dict(trs=True)
