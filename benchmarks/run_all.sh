@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate every benchmark table and plot of docs/results/ (issue 6) in one command:
+# Regenerate every benchmark table and plot of docs/results/ in one command:
 #
 #     bash benchmarks/run_all.sh                                  # everything (~50 min)
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
-#     BENCHES=head_study bash benchmarks/run_all.sh   # issue 19's head study (~80 min)
+#     BENCHES=head_study bash benchmarks/run_all.sh   # the head study (~80 min)
 #     BENCHES=allocator bash benchmarks/run_all.sh    # page faults per step, glibc (~1 min)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras

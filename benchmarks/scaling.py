@@ -1,4 +1,4 @@
-"""How the cost grows with work (issue 6, item 3), measured side by side in one run.
+"""How the cost grows with work, measured side by side in one run.
 
     python benchmarks/scaling.py [--iters 5] [--plot docs/results/scaling.png]
 

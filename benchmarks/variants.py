@@ -5,8 +5,8 @@ Variants of the demo RetinaNet (same architecture, same data, same optimizer set
   qat_sgd       mmtrs W4A4 QAT (QuantizedDetector, LSQ scales), plain SGD
   qat_trs       mmtrs W4A4 QAT with TR scheduling (TRSOptimWrapper)
   qat_sgd_learned_input  qat_sgd with the first layer's input scale learned
-                (quant_cfg.first_layer.input_scale='learned', the default before issue
-                18): the stem conv then computes a gradient w.r.t. the image
+                (quant_cfg.first_layer.input_scale='learned'): the stem conv then
+                computes a gradient w.r.t. the image
   torchao_qat   the FP detector made QAT the way a PyTorch user would: every Conv2d
                 replaced by torch.ao.nn.qat.Conv2d (per-channel 4-bit weight FakeQuantize)
                 behind a 4-bit activation FakeQuantize, moving-average min/max observers

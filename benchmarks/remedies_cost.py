@@ -1,7 +1,7 @@
-"""Training-step cost of the seeds' oscillation remedies relative to plain W4A4 QAT,
+"""Training-step cost of the oscillation remedies relative to plain W4A4 QAT,
 measured side by side in one process (demo RetinaNet, same batch, round-robin).
 
-    python benchmarks/seed_methods_cost.py [--iters 20] [--batch 8] [--size 256]
+    python benchmarks/remedies_cost.py [--iters 20] [--batch 8] [--size 256]
 
 Each variant is the plain-SGD QAT model (benchmarks/variants.py `qat_sgd`) plus one hook
 of mmtrs/engine, driven as the Runner drives it: before_train once, then per step
