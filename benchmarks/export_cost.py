@@ -16,7 +16,8 @@ Variants, per model, input size, batch (--batches) and thread count (--threads):
     quantization of model_fp32.onnx (QDQ, uint8 activations, int8 per-channel
     weights, MinMax calibration on --calib random images);
   * onnxruntime int8 (ours): model_int8.onnx (QAT levels, QLinearConv), its 8-bit
-    re-quantizations calibrated on the same images.
+    re-quantizations calibrated on the same images; 'int8 subset': the same with
+    --int8-grid subset (no uint8 Clip nodes).
 onnxruntime runs with all graph optimizations, intra-op threads = --threads, one
 inter-op thread; PyTorch with torch.set_num_threads. Variants run round-robin, one run
 each per round, so machine load hits all alike; median over the rounds after --warmup.
@@ -46,8 +47,10 @@ sys.path.insert(0, ROOT)
 DEMO_CFG = 'configs/demo/retinanet_r18_w4a4_sgd_demo.py'
 LIGHT_CFG = 'configs/demo/retinanet_mbv2_w4a4_sgd_demo.py'
 R50_CFG = 'configs/retinanet_r50_w4a4_sgd.py'
-VARIANTS = ('PyTorch FP32', 'ORT FP32', 'ORT quantize_static', 'ORT int8 (ours)')
-ORT_FILES = {'ORT FP32': 'fp32', 'ORT quantize_static': 'anchor', 'ORT int8 (ours)': 'int8'}
+VARIANTS = ('PyTorch FP32', 'ORT FP32', 'ORT quantize_static', 'ORT int8 (ours)',
+            'ORT int8 subset')
+ORT_FILES = {'ORT FP32': 'fp32', 'ORT quantize_static': 'anchor', 'ORT int8 (ours)': 'int8',
+             'ORT int8 subset': 'int8_subset'}
 
 
 def quantized_model(config, ckpt=None):
@@ -107,12 +110,13 @@ def export_all(model, out, shape, n_calib):
 
     from mmtrs.export import export_network, save_packed, to_int4, to_int8
     paths = {k: osp.join(out, f'model_{k}.onnx') for k in ('fp32', 'qcdq', 'int4', 'int8',
-                                                            'anchor')}
+                                                            'int8_subset', 'anchor')}
     images = calib_images(shape, n_calib)
     export_network(model, paths['fp32'], 'fp32', (1, 3) + tuple(shape))
     proto = export_network(model, paths['qcdq'], 'qcdq', (1, 3) + tuple(shape))
     onnx.save(to_int4(proto), paths['int4'])
     onnx.save(to_int8(proto, images), paths['int8'])
+    onnx.save(to_int8(proto, images, 'subset'), paths['int8_subset'])
     anchor(paths['fp32'], paths['anchor'], images)
     paths['packed'] = save_packed(model, osp.join(out, 'model_packed.pth'))[0]
     return paths
@@ -196,7 +200,7 @@ def profile_rows(paths, shape, runs=10):
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, key in (('FP32', 'fp32'), ('quantize_static', 'anchor'),
-                           ('int8 (ours)', 'int8')):
+                           ('int8 (ours)', 'int8'), ('int8 subset', 'int8_subset')):
             so = ort.SessionOptions()
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             so.intra_op_num_threads = so.inter_op_num_threads = 1
@@ -220,6 +224,74 @@ def profile_rows(paths, shape, runs=10):
             rows.append(f'  {label:16s} {sum(total.values()) / 1e3:7.2f} ms kernel time: '
                         f'{ops}')
     return rows
+
+
+def accuracy_rows(name, qat_cfg, qat_ckpt, fp_cfg, fp_ckpt, cfg_options, n_calib, grids,
+                  work, threads, n_compare=8):
+    """COCO AP (unrounded, the config's test set) of: the FP model in PyTorch, the
+    anchor (quantize_static of its FP32 graph, calibrated on n_calib val images), the
+    QAT model in PyTorch (fake-quant), model_qcdq.onnx and model_int8.onnx (each
+    grid, calibrated on the same val images); plus the int8 graph's head outputs
+    against the fake-quant model's on n_compare test images."""
+    import onnx
+    from mmengine.config import Config
+
+    from mmtrs.export import (build_detector, collect_quant_layers, dataset_batches,
+                              export_network, load_qat_checkpoint, read_state_dict,
+                              to_int8)
+    from mmtrs.export.evaluation import evaluate_ap
+    from mmtrs.export.verify import compare_network
+    cfg = Config.fromfile(osp.join(ROOT, qat_cfg))
+    fcfg = Config.fromfile(osp.join(ROOT, fp_cfg))
+    for c in (cfg, fcfg):
+        c.merge_from_dict(cfg_options or {})
+    model = load_qat_checkpoint(build_detector(cfg), qat_ckpt, qat_cfg)
+    shape = (1, 3, 256, 256)  # trace size; height and width stay dynamic
+    files = {'qcdq': osp.join(work, 'model_qcdq.onnx')}
+    proto = export_network(model, files['qcdq'], 'qcdq', shape)
+    calib = [x.numpy() for x in dataset_batches(cfg, model, n_calib, 'val')]
+    for grid in grids:
+        files[f'int8 {grid}'] = osp.join(work, f'model_int8_{grid}.onnx')
+        onnx.save(to_int8(proto, calib, grid), files[f'int8 {grid}'])
+    fp = build_detector(fcfg)
+    fp.load_state_dict(read_state_dict(fp_ckpt), strict=True)
+    fp_path, anchor_path = osp.join(work, 'fp_fp32.onnx'), osp.join(work, 'fp_anchor.onnx')
+    export_network(fp, fp_path, 'fp32', shape)
+    anchor(fp_path, anchor_path,
+           [x.numpy() for x in dataset_batches(fcfg, fp, n_calib, 'val')])
+    _copy_metadata(fp_path, anchor_path)
+    ap_q = evaluate_ap(cfg, qat_ckpt, files, osp.join(work, 'qat'), threads)
+    ap_f = evaluate_ap(fcfg, fp_ckpt, {'anchor': anchor_path}, osp.join(work, 'fp'), threads)
+
+    def ap(m):
+        return f'{100 * m["unrounded/bbox_mAP"]:6.2f} (AP50 {100 * m["unrounded/bbox_mAP_50"]:5.2f})'
+
+    rows = [f'## {name}: {qat_cfg} ({qat_ckpt}), FP model {fp_cfg} ({fp_ckpt})',
+            f'  PyTorch FP32 (the FP model)                   {ap(ap_f["pytorch"])}',
+            f'  quantize_static W8A8 of the FP model (anchor) {ap(ap_f["anchor"])}',
+            f'  PyTorch fake-quant (the QAT model)            {ap(ap_q["pytorch"])}',
+            f'  model_qcdq.onnx                               {ap(ap_q["qcdq"])}']
+    want = 100 * ap_q['pytorch']['unrounded/bbox_mAP']
+    test = dataset_batches(cfg, model, n_compare, 'test')
+    layers = collect_quant_layers(model)
+    for grid in grids:
+        m = ap_q[f'int8 {grid}']
+        r = compare_network(model, layers, files[f'int8 {grid}'], test, 'all', threads)
+        rows.append(f'  {"model_int8.onnx, " + grid + " grid":46s}{ap(m)}   '
+                    f'{100 * m["unrounded/bbox_mAP"] - want:+.3f} AP vs fake-quant; head '
+                    f'outputs |d|/std max {r["head_max_abs_over_std"]:.3f}, mean '
+                    f'{r["head_mean_abs_over_std"]:.4f} ({r["images"]} test images)')
+    return rows
+
+
+def _copy_metadata(src, dst):
+    import onnx
+    a, b = onnx.load(src), onnx.load(dst)
+    have = {p.key for p in b.metadata_props}
+    for p in a.metadata_props:
+        if p.key not in have:
+            b.metadata_props.add(key=p.key, value=p.value)
+    onnx.save(b, dst)
 
 
 def cpu_rows():
@@ -264,9 +336,22 @@ def main(argv=None):
     p.add_argument('--skip-r50', action='store_true')
     p.add_argument('--profile', action='store_true')
     p.add_argument('--out', help='also write the table to this file (markdown)')
+    p.add_argument('--accuracy', action='store_true',
+                   help='instead of latency: COCO AP of the FP model, its quantize_static '
+                   'anchor, the QAT model and its ONNX files (needs --demo-ckpt '
+                   '--demo-fp-ckpt and/or --light-ckpt --light-fp-ckpt, and the data '
+                   'set, e.g. via --cfg-options); appended to --out')
+    p.add_argument('--demo-fp-ckpt', help='the FP checkpoint the demo QAT run started from')
+    p.add_argument('--light-fp-ckpt', help='the FP checkpoint of the light QAT run')
+    p.add_argument('--grids', nargs='+', default=['exact', 'subset'])
+    p.add_argument('--calib-images', type=int, default=16, help='--accuracy calibration')
+    p.add_argument('--cfg-options', nargs='+', default=[],
+                   help='key=value overrides of the configs (--accuracy)')
     args = p.parse_args(argv)
     lines = header(argv)
     print('\n'.join(lines), flush=True)
+    if args.accuracy:
+        return main_accuracy(args, lines)
     cases = [('demo W4A4 RetinaNet-R18', DEMO_CFG, args.demo_ckpt, [(256, 256)], args.runs),
              ('light W4A4 RetinaNet-MobileNetV2', LIGHT_CFG, args.light_ckpt,
               [(160, 160), (320, 320)], args.runs)]
@@ -303,6 +388,32 @@ def main(argv=None):
                     'Printed by `benchmarks/export_cost.py` (command in the first line); '
                     'latencies are medians of round-robin rounds, ratios within one run.\n\n'
                     '```\n' + '\n'.join(lines) + '\n```\n')
+
+
+def main_accuracy(args, lines):
+    from mmengine.config import DictAction
+    options = {}
+    for kv in args.cfg_options:
+        k, v = kv.split('=', 1)
+        options[k] = DictAction._parse_iterable(v)
+    cases = [('demo', DEMO_CFG, args.demo_ckpt, 'configs/demo/retinanet_r18_fp_demo.py',
+              args.demo_fp_ckpt),
+             ('light', LIGHT_CFG, args.light_ckpt, 'configs/demo/retinanet_mbv2_fp_demo.py',
+              args.light_fp_ckpt)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, cfg, ckpt, fp_cfg, fp_ckpt in cases:
+            if not (ckpt and fp_ckpt):
+                continue
+            work = osp.join(tmp, name)
+            os.makedirs(work)
+            block = accuracy_rows(name, cfg, ckpt, fp_cfg, fp_ckpt, options,
+                                  args.calib_images, args.grids, work, max(args.threads))
+            print('\n'.join(block), flush=True)
+            lines += block
+    if args.out:
+        with open(args.out, 'a') as f:
+            f.write('\n## Accuracy\n\n```\n' + '\n'.join(lines) + '\n```\n')
+    return lines
 
 
 if __name__ == '__main__':

@@ -49,36 +49,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def evaluate_ap(cfg, checkpoint, onnx_files, work_dir, threads=None):
-    """Unrounded COCO AP of the PyTorch model and of each ONNX network (Runner.test);
-    `onnx_files`: {label: path}."""
-    import copy
-
-    from mmengine.runner import Runner
-
-    from mmtrs.export.evaluation import onnx_eval_cfg
-    from mmtrs.export.verify import UnroundedCocoAP
-    out = {}
-    ann = cfg.test_evaluator['ann_file']
-    for label in ['pytorch'] + list(onnx_files):
-        c = copy.deepcopy(cfg)
-        if label == 'pytorch':
-            c.load_from = checkpoint
-        else:
-            c = onnx_eval_cfg(c, onnx_files[label], 'all', threads)
-        c.work_dir = osp.join(work_dir, label)
-        c.launcher = 'none'
-        runner = Runner.from_cfg(c)
-        metric = UnroundedCocoAP(ann)
-        # the test loop gives its metrics the data set's class names when it is built
-        metric.dataset_meta = runner.test_loop.dataloader.dataset.metainfo
-        runner.test_evaluator.metrics.append(metric)
-        metrics = runner.test()
-        out[label] = {k: v for k, v in metrics.items() if k.startswith(('unrounded',
-                                                                         'coco/bbox_mAP'))}
-    return out
-
-
 def verify(args):
     import onnx
     import torch
@@ -150,6 +120,7 @@ def verify(args):
     if args.ap:
         wd = args.work_dir or tempfile.mkdtemp(prefix='mmtrs_verify_')
         onnx_files = {k: files[k] for k in ('qcdq', 'int8') if k in files}
+        from mmtrs.export.evaluation import evaluate_ap
         ap = evaluate_ap(cfg, args.checkpoint, onnx_files, wd, args.threads)
         report['ap'] = ap
         want = 100 * ap['pytorch']['unrounded/bbox_mAP']

@@ -22,3 +22,33 @@ def onnx_eval_cfg(cfg, onnx_file, graph_opt='all', threads=None):
     cfg.load_from = None
     cfg.resume = False
     return cfg
+
+
+def evaluate_ap(cfg, checkpoint, onnx_files, work_dir, threads=None):
+    """Unrounded COCO AP (pycocotools, no rounding to 0.1) of the PyTorch model of `cfg`
+    with `checkpoint` (skipped if None) and of each ONNX network in `onnx_files`
+    ({label: path}), through the same MMDetection test loop. Returns {label: metrics}
+    with 'pytorch' for the PyTorch model."""
+    from mmengine.runner import Runner
+
+    from .verify import UnroundedCocoAP
+    out = {}
+    ann = cfg.test_evaluator['ann_file']
+    labels = (['pytorch'] if checkpoint else []) + list(onnx_files)
+    for label in labels:
+        c = copy.deepcopy(cfg)
+        if label == 'pytorch':
+            c.load_from = checkpoint
+        else:
+            c = onnx_eval_cfg(c, onnx_files[label], 'all', threads)
+        c.work_dir = osp.join(work_dir, label)
+        c.launcher = 'none'
+        runner = Runner.from_cfg(c)
+        metric = UnroundedCocoAP(ann)
+        # the test loop gives its metrics the data set's class names when it is built
+        metric.dataset_meta = runner.test_loop.dataloader.dataset.metainfo
+        runner.test_evaluator.metrics.append(metric)
+        metrics = runner.test()
+        out[label] = {k: v for k, v in metrics.items() if k.startswith(('unrounded',
+                                                                         'coco/bbox_mAP'))}
+    return out

@@ -76,18 +76,21 @@ def output_names(groups):
 
 
 def export_network(model, path, variant='qcdq', input_shape=(1, 3, 256, 256), opset=17):
-    """Write `model` (a quantized single-stage detector with loaded scales) to `path`.
-    Returns the onnx ModelProto written."""
+    """Write `model` (a quantized single-stage detector with loaded scales; for
+    variant 'fp32' also a float one) to `path`. Returns the onnx ModelProto written."""
     import onnx
     if variant not in ('qcdq', 'fp32'):
         raise ValueError(f'variant {variant!r}: use qcdq or fp32 (int4: to_int4)')
     if variant == 'qcdq' and opset < 13:
         raise ExportError(f'--opset {opset}: the QDQ graph needs opset 13 or later.')
     check_exportable_detector(model)
-    layers = collect_quant_layers(model)
     net = copy.deepcopy(model).eval()
-    net_layers = collect_quant_layers(net)
-    _swap_layers(net, net_layers, QDQLayer if variant == 'qcdq' else FloatLayer)
+    if variant == 'fp32' and not _has_quant_layers(model):
+        layers = []  # a float detector (the FP model of a QAT run) as it is
+    else:
+        layers = collect_quant_layers(model)
+        _swap_layers(net, collect_quant_layers(net),
+                     QDQLayer if variant == 'qcdq' else FloatLayer)
     wrapper = TensorModeNet(net).eval()
     dummy = torch.randn(input_shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -117,6 +120,11 @@ def export_network(model, path, variant='qcdq', input_shape=(1, 3, 256, 256), op
     onnx.checker.check_model(proto)
     onnx.save(proto, path)
     return proto
+
+
+def _has_quant_layers(model):
+    from .layers import SUPPORTED_TYPES
+    return any(type(m) in SUPPORTED_TYPES for m in model.modules())
 
 
 def _set_metadata(proto, meta):
