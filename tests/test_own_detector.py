@@ -216,6 +216,7 @@ def test_recipe_plain_qat_keeps_the_optimizer(stock_retinanet):
     ('quant_recipe.trs', 'yes', 'quant_recipe.trs'),
     ('quant_recipe.lr_mult', 2.0, "quant_recipe: unknown key(s) ['lr_mult']"),
     ('quant_cfg', None, 'quant_cfg: missing'),
+    ('optim_wrapper', None, 'optim_wrapper: missing'),
 ])
 def test_recipe_refuses_what_it_cannot_rewrite(stock_retinanet, key, value, message):
     cfg = copy.deepcopy(stock_retinanet['w4a4_trs'])

@@ -78,6 +78,10 @@ def apply_quant_recipe(cfg):
     if not isinstance(trs, bool):
         raise ConfigError(f'quant_recipe.trs={trs!r}: use True (TR scheduling) or False '
                           '(plain QAT with the config\'s own optimizer).')
+    for key in ('model',) + (('optim_wrapper',) if trs else ()):
+        if not isinstance(cfg.get(key), dict):
+            raise ConfigError(f'{key}: missing. The recipe rewrites the {key} of a detector '
+                              'config: inherit the recipe file after that config.')
     cfg = copy.deepcopy(cfg)
     detector_type = cfg.model.get('type')
     cfg.model = quantized_model_cfg(cfg.model, cfg.quant_cfg, trs, cfg.get('load_from'))
@@ -87,10 +91,12 @@ def apply_quant_recipe(cfg):
     if trs:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         cfg.optim_wrapper = trs_optim_wrapper_cfg(cfg.optim_wrapper, recipe.get('tr') or {})
-        cfg.param_scheduler = with_target_tr_schedule(cfg.get('param_scheduler'),
-                                                      cfg.get('train_cfg'))
+        before = cfg.get('param_scheduler')
+        cfg.param_scheduler = with_target_tr_schedule(before, cfg.get('train_cfg'))
         changes.append(f'optim_wrapper: {wrapper} -> {cfg.optim_wrapper.type}')
-        changes.append(f'param_scheduler: + {_describe(cfg.param_scheduler[-1])}')
+        if len(cfg.param_scheduler) > len(before if isinstance(before, list) else
+                                          [before] if before else []):
+            changes.append(f'param_scheduler: + {_describe(cfg.param_scheduler[-1])}')
     hooks = with_quant_hooks(cfg.get('custom_hooks'), recipe.get('tr_hook') or {})
     added = [h['type'] for h in hooks[len(cfg.get('custom_hooks') or []):]]
     cfg.custom_hooks = hooks
@@ -221,8 +227,8 @@ def with_quant_hooks(custom_hooks, tr_hook):
 
 
 def _describe(scheduler):
-    unit = 'epochs' if scheduler.get('by_epoch') else 'iterations'
-    return f"{scheduler['param_name']} cosine 1 -> 0 over {scheduler['end']} {unit}"
+    unit = 'epochs' if scheduler['by_epoch'] else 'iterations'
+    return f"target_tr cosine 1 -> 0 over {scheduler['end']} {unit}"
 
 
 @RUNNERS.register_module()
