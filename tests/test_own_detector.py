@@ -164,7 +164,9 @@ def stock_retinanet(tmp_path_factory):
 def test_recipe_rewrites_a_stock_config(stock_retinanet):
     cfg = copy.deepcopy(stock_retinanet['w4a4_trs'])
     new = apply_quant_recipe(cfg)
-    assert cfg.model.type == 'RetinaNet' and cfg.runner_type == 'QuantRecipeRunner'
+    assert cfg.model.type == 'RetinaNet'
+    assert cfg.runner_type == 'mmtrs.apis.quant_recipe.QuantRecipeRunner'
+    assert 'custom_imports' not in cfg   # the detector config's own may be there
     assert new.model.type == 'QuantizedDetector' and new.model.detector_type == 'RetinaNet'
     assert new.model.quant_cfg == dict(W4A4_POLICY, learn_weight_scale=False)
     rest = {k: v for k, v in new.model.items()
@@ -196,6 +198,20 @@ def test_recipe_rewrites_a_stock_config(stock_retinanet):
     assert 'convert_to_iter_based' not in new.param_scheduler[2]
     cfg.param_scheduler = new.param_scheduler[:1] + new.param_scheduler[2:]
     assert apply_quant_recipe(cfg).param_scheduler == cfg.param_scheduler
+
+
+def test_recipe_on_a_config_with_custom_imports(tmp_path):
+    """The recipe adds no custom_imports, so a detector config that has its own (here
+    the FP demo RetinaNet) takes it as a second base without a duplicate key."""
+    path = tmp_path / 'q.py'
+    path.write_text(f"_base_ = [{osp.join(ROOT, 'configs/demo/retinanet_r18_fp_demo.py')!r}, "
+                    f"{config_path('recipes/w4a4_qat.py')!r}]\n")
+    cfg = Config.fromfile(str(path))
+    assert cfg.custom_imports == dict(imports=['mmtrs'], allow_failed_imports=False)
+    new = apply_quant_recipe(cfg)
+    assert (new.model.type, new.model.detector_type) == ('QuantizedDetector', 'RetinaNet')
+    assert new.model.quant_cfg == W4A4_POLICY
+    assert [h['type'] for h in new.custom_hooks] == ['FiniteLossHook', 'TransitionRateHook']
 
 
 def test_recipe_plain_qat_keeps_the_optimizer(stock_retinanet):

@@ -10,7 +10,7 @@ MMEngine merges base files key by key and refuses a key that two bases both defi
 `TRSOptimWrapper` or extend its `param_scheduler` list. The recipe files therefore add
 only keys a detector config does not have:
 
-    runner_type = 'QuantRecipeRunner'   # MMDetection's tools build RUNNERS.build(cfg)
+    runner_type = 'mmtrs.apis.quant_recipe.QuantRecipeRunner'  # RUNNERS.build(cfg)
     quant_cfg = dict(w_bits=4, ...)     # the quantization policy (docs/quantization.md)
     quant_recipe = dict(trs=..., tr=dict(...), tr_hook=dict(...))
 
@@ -63,9 +63,9 @@ def apply_quant_recipe(cfg):
     recipe = cfg.get('quant_recipe')
     if not isinstance(recipe, dict):
         raise ConfigError(
-            "quant_recipe: missing. runner_type='QuantRecipeRunner' applies the recipe "
-            "keys of configs/recipes/*.py: inherit one of those files (e.g. "
-            "recipes/w4a4_trs.py) instead of setting runner_type alone.")
+            'quant_recipe: missing. The runner QuantRecipeRunner applies the recipe keys '
+            'of configs/recipes/*.py: inherit one of those files (e.g. '
+            'recipes/w4a4_trs.py) instead of setting runner_type alone.')
     unknown = sorted(set(recipe) - set(RECIPE_KEYS))
     if unknown:
         raise ConfigError(f'quant_recipe: unknown key(s) {unknown}; the recipe keys are '
@@ -236,7 +236,10 @@ class QuantRecipeRunner(Runner):
     """The runner type of the recipe files: builds MMEngine's Runner from the config
     rewritten by `apply_quant_recipe`. MMDetection's tools/train.py and tools/test.py
     (and mmtrs's) build a config that sets `runner_type` with `RUNNERS.build(cfg)`,
-    which calls `from_cfg`."""
+    which calls `from_cfg`. The recipe files name it by module path
+    (`mmtrs.apis.quant_recipe.QuantRecipeRunner`): MMEngine's `Registry.get` imports a
+    dotted name it does not know, so the config needs no `custom_imports`. Registered
+    in MMEngine's RUNNERS too, as `QuantRecipeRunner`, once this module is imported."""
 
     @classmethod
     def from_cfg(cls, cfg):

@@ -3,9 +3,10 @@
 # without rewriting its model dict. A detector config has none of these keys, so
 # MMEngine merges them without a "duplicate key among bases" error; QuantRecipeRunner
 # rewrites the loaded config before the Runner is built (mmtrs/apis/quant_recipe.py,
-# docs/quantization.md "Quantize your own detector").
-custom_imports = dict(imports=['mmtrs.apis.quant_recipe'], allow_failed_imports=False)
-runner_type = 'QuantRecipeRunner'
+# docs/quantization.md "Quantize your own detector"). The runner is named by its module
+# path, which MMEngine's registry imports (and with it mmtrs and all it registers), so
+# no custom_imports is needed: it would collide with a detector config's own.
+runner_type = 'mmtrs.apis.quant_recipe.QuantRecipeRunner'
 quant_recipe = dict(
     # True: TR scheduling (TRSOptimWrapper around the config's own optimizer, weight
     # scales frozen, target TR cosine-decayed to 0 over the run); False: plain QAT.
