@@ -2,6 +2,7 @@
 Eq. 13 checked by hand and in onnxruntime, every quantized conv of the demo detectors
 run as QLinearConv (counted in onnxruntime's optimized graph), and BatchNorm folding
 checked against the PyTorch model."""
+import json
 import os.path as osp
 
 import numpy as np
@@ -17,7 +18,8 @@ ort = pytest.importorskip('onnxruntime')
 from mmtrs.export import (ExportError, build_detector, collect_quant_layers,  # noqa: E402
                           count_fusion, export_network, quantizer_grid, to_int8,
                           uint8_grid)
-from mmtrs.export.int8_deploy import read_int8_tensors  # noqa: E402
+from mmtrs.export.int8_deploy import META_RELU6, read_int8_tensors  # noqa: E402
+from mmtrs.export.onnx_export import metadata  # noqa: E402
 from mmtrs.export.int8_grid import Uint8Grid  # noqa: E402
 
 R18_W4A4 = osp.join(ROOT, 'configs/demo/retinanet_r18_w4a4_sgd_demo.py')
@@ -126,13 +128,28 @@ def test_subset_grid_holds_the_low_bit_levels(bits, signed):
                                                     (k * beta)), rel=1e-6)
 
 
-@pytest.mark.parametrize('config,grid', [(R18_W4A4, 'exact'), (R18_W4A4, 'subset'),
-                                         (MBV2_W3A3, 'exact')])
-def test_every_quantized_conv_runs_as_qlinearconv(config, grid, tmp_path):
+@pytest.fixture(scope='module')
+def r18(tmp_path_factory):
+    """The R18 demo W4A4 model (every third BatchNorm gain negative) and its int8 graph."""
+    model = _calibrated(R18_W4A4, negative_bn=True)
+    return model, _int8(model, tmp_path_factory.mktemp('r18'))
+
+
+@pytest.fixture(scope='module')
+def mbv2():
+    """The light W3A3 model: depthwise convs, ReLU6, 3-bit grids."""
+    return _calibrated(MBV2_W3A3)
+
+
+@pytest.mark.parametrize('case', ['r18_exact', 'mbv2_exact', 'mbv2_subset'])
+def test_every_quantized_conv_runs_as_qlinearconv(case, r18, mbv2, tmp_path):
     """Counted in the graph onnxruntime saves after optimizing, at the extended level
     (where the QDQ fusion runs) and with everything on."""
-    model = _calibrated(config)
-    path = _int8(model, tmp_path, grid)
+    if case == 'r18_exact':
+        model, path = r18
+    else:
+        model = mbv2
+        path = _int8(model, tmp_path, case.split('_')[1])
     proto = onnx.load(path)
     calls = sum(1 for n in proto.graph.node if n.op_type == 'Conv')
     assert calls >= len(collect_quant_layers(model))  # the head convs run per level
@@ -145,18 +162,17 @@ def test_every_quantized_conv_runs_as_qlinearconv(config, grid, tmp_path):
     got = read_int8_tensors(proto)
     for lay in collect_quant_layers(model):
         assert np.array_equal(got[lay.name]['levels'], lay.weight_levels().numpy()), lay.name
-    if config == MBV2_W3A3:  # ReLU6 before a 3-bit quantizer: merged into its uint8 Clip
-        assert any(n.op_type == 'Clip' and n.input[1] and n.name.endswith('act_levels:0')
-                   for n in proto.graph.node)
+    if case == 'mbv2_exact':  # a ReLU6 before a 3-bit quantizer merged into its uint8 Clip
+        merged = json.loads(metadata(proto)[META_RELU6])
+        assert merged and set(merged.values()) == {6.0}
 
 
-def test_batchnorm_folded_into_per_channel_scales(tmp_path):
+def test_batchnorm_folded_into_per_channel_scales(r18):
     """Stem: 8-bit conv -> BatchNorm (some gains negative) -> ReLU. In the int8 graph the
     BatchNorm is gone, the weight scale per channel is s_w / gamma_w * g / sqrt(v + eps)
     (computed here), and the ReLU output equals the PyTorch model's (onnxruntime's
     reference kernels and its QLinearConv alike)."""
-    model = _calibrated(R18_W4A4, negative_bn=True)
-    path = _int8(model, tmp_path)
+    model, path = r18
     proto = onnx.load(path)
     assert not [n for n in proto.graph.node if n.op_type == 'BatchNormalization']
     conv, bn = model.backbone.conv1, model.backbone.bn1
