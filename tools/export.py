@@ -112,7 +112,12 @@ def export(config, checkpoint, out, opset=17, input_size=None, fp32=False, int4=
         if calib_images < 1:
             raise ExportError(f'--calib-images {calib_images}: model_int8.onnx needs at '
                               'least one calibration image (or --no-int8).')
-        calib = [x.numpy() for x in dataset_batches(cfg, model, calib_images, calib_split)]
+        try:
+            calib = [x.numpy() for x in
+                     dataset_batches(cfg, model, calib_images, calib_split)]
+        except ExportError as e:
+            raise ExportError(f'model_int8.onnx needs calibration images: {e} (or skip '
+                              'it with --no-int8)') from None
         try:
             int8_proto = to_int8(proto, calib, int8_grid)
         except ExportError as e:  # a layer the int8 graph does not cover: the rest stays
