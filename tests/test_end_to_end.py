@@ -1,5 +1,6 @@
 """End to end, as a user runs it: tools/train.py -> COCO AP -> W4A4 TRS -> resume ->
 tools/test.py -> tools/plot_tr.py, on a generated COCO-format dataset."""
+import json
 import os.path as osp
 
 import pytest
@@ -21,6 +22,11 @@ def test_trs_run_logs_tr_scalars_and_coco_ap(trs_run):
     targets = [r['tr/target'] for r in train]
     assert targets[0] == pytest.approx(0.01, rel=0.3) and targets[-1] < targets[0]
     assert any('coco/bbox_mAP' in r for r in recs)
+    # TALRRecorderHook: one TALR per optimizer step, as TransitionRateHook logged it
+    with open(osp.join(trs_run, 'talr_trajectory.json')) as f:
+        trajectory = json.load(f)
+    assert trajectory['talr'] == [r['tr/talr'] for r in train]
+    assert trajectory['lr'] == [r['lr'] for r in train]
 
 
 def test_resume_continues_exactly(tiny_coco, fp_ckpt, trs_run, tmp_path):
@@ -44,6 +50,9 @@ def test_resume_continues_exactly(tiny_coco, fp_ckpt, trs_run, tmp_path):
         assert torch.equal(x, y)
     for sa, sb in zip(a['optimizer']['state'].values(), b['optimizer']['state'].values()):
         assert torch.equal(sa['momentum_buffer'], sb['momentum_buffer'])
+    # the recorded TALR trajectory spans the whole run, the resumed part included
+    trajectories = [json.load(open(osp.join(d, 'talr_trajectory.json'))) for d in (trs_run, wd)]
+    assert len(trajectories[0]['talr']) == 6 and trajectories[0] == trajectories[1]
 
 
 def val_as_test(root):

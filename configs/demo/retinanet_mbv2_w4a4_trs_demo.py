@@ -27,3 +27,6 @@ param_scheduler = _base_.param_scheduler + [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
          begin=0, end=_base_.max_iters, T_max=_base_.max_iters, eta_min=0.0),
 ]
+# the TALR of every step into <work_dir>/talr_trajectory.json (TALRReplayOptimWrapper
+# replays it on a plain optimizer)
+custom_hooks = _base_.custom_hooks + [dict(type='TALRRecorderHook')]

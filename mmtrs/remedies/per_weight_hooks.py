@@ -5,7 +5,7 @@ oscillation tracking and iterative freezing (Nagel et al., ICML 2022) and LTS fr
 Each works with any optimizer wrapper (plain SGD/Adam or TR scheduling). Hook order
 inside an iteration: the model's train_step has already taken the optimizer step; these
 hooks (priority NORMAL) first write frozen weights back, then read the new levels, before
-TransitionRateHook (BELOW_NORMAL) counts transitions and CheckpointHook (VERY_LOW) saves.
+TransitionRateHook (priority 55) counts transitions and CheckpointHook (VERY_LOW) saves.
 Their per-weight state goes into the checkpoint (`before_save_checkpoint`), so --resume
 continues exactly.
 """

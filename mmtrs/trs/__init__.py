@@ -7,6 +7,7 @@ from .constructor import TRSOptimWrapperConstructor
 from .optim_wrapper import AmpTRSOptimWrapper, TransitionRateSchedulingMixin, TRSOptimWrapper
 from .param_groups import give_weights_own_groups
 from .quant_weight_lr import QuantWeightLRConstructor
+from .replay import TALRRecorderHook, TALRReplayOptimWrapper, read_trajectory
 from .settings import TRS_OPTIM_WRAPPER_SCHEMA, TRSettings
 from .step_size_hook import EffectiveStepSizeHook
 from .transition_rate_hook import TransitionRateHook
@@ -15,4 +16,5 @@ __all__ = ['RunningTransitionRate', 'TALRController', 'TransitionCounter',
            'TRSOptimWrapperConstructor', 'TRSOptimWrapper', 'AmpTRSOptimWrapper',
            'TransitionRateSchedulingMixin', 'give_weights_own_groups',
            'QuantWeightLRConstructor', 'TRSettings', 'TRS_OPTIM_WRAPPER_SCHEMA',
-           'EffectiveStepSizeHook', 'TransitionRateHook']
+           'EffectiveStepSizeHook', 'TransitionRateHook', 'TALRRecorderHook',
+           'TALRReplayOptimWrapper', 'read_trajectory']

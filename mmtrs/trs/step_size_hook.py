@@ -34,7 +34,7 @@ class EffectiveStepSizeHook(Hook):
         bins (int): histogram bins of the final distance-to-transition file (0 to 0.5).
     """
 
-    priority = 'BELOW_NORMAL'
+    priority = 55  # as TransitionRateHook: before LoggerHook, so this step is logged
 
     def __init__(self, interval=10, bins=25):
         if not isinstance(interval, int) or isinstance(interval, bool) or interval < 1:

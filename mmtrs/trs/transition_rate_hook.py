@@ -48,7 +48,10 @@ class TransitionRateHook(Hook):
             equal; a divergence would silently void TR scheduling), else raise.
     """
 
-    priority = 'BELOW_NORMAL'  # after the optimizer step, before LoggerHook
+    # After the optimizer step and the remedies' hooks (NORMAL, 50), which write frozen
+    # weights back first; before LoggerHook (BELOW_NORMAL, 60), so this iteration's
+    # values are the ones logged.
+    priority = 55
 
     def __init__(self, interval=50, near=0.05, momentum=0.99, per_layer=False,
                  check_ranks=True):
