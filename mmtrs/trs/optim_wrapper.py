@@ -25,7 +25,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from ..quant import quantized_layers, trainable_quantized_layers
 from .controller import RunningTransitionRate, TALRController
 from .counter import TransitionCounter
-from .param_groups import give_weights_own_groups
+from .param_groups import give_weights_own_groups, stepping_with
 from .settings import TRS_OPTIM_WRAPPER_SCHEMA, TRSettings
 
 #: param-group key of the scheduled target TR R^t
@@ -175,16 +175,13 @@ class TransitionRateSchedulingMixin:
         if s.auto_target and self.steps == s.auto_target_iters:
             self._finish_auto_target()
         groups = self._tr_groups
-        saved = [g['lr'] for g in groups]
-        if not (s.auto_target and self.steps < s.auto_target_iters):
+        if s.auto_target and self.steps < s.auto_target_iters:
+            lrs = [g['lr'] for g in groups]    # measuring R^0: the ordinary LR
+        else:
             U = self.talr_controller.U
-            for g in groups:                                        # Eq. 12
-                g['lr'] = float(U[g[LAYER_KEY] if s.per_layer else 0])
-        try:
+            lrs = [float(U[g[LAYER_KEY] if s.per_layer else 0]) for g in groups]
+        with stepping_with(groups, lrs):                            # Eq. 12
             super().step(**kwargs)
-        finally:
-            for g, lr in zip(groups, saved):
-                g['lr'] = lr
         self.steps += 1
 
     # ---- read-only views (global values) -----------------------------------------------

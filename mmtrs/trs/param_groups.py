@@ -1,5 +1,6 @@
 """Param groups of their own for the quantized latent weights: how Eq. 12 gets its own
 learning rate inside an ordinary torch optimizer."""
+import contextlib
 
 
 def give_weights_own_groups(optimizer, layers, **settings):
@@ -35,3 +36,18 @@ def give_weights_own_groups(optimizer, layers, **settings):
     optimizer.param_groups[:] = [g for g in optimizer.param_groups if g['params']] + \
         new_groups
     return [layers[i][0] for i in range(len(layers)) if i not in found]
+
+
+@contextlib.contextmanager
+def stepping_with(groups, lrs):
+    """Give each of `groups` its LR from `lrs` for the duration of the block (one
+    optimizer step), then restore the scheduled LR, so MMEngine's LR schedulers never
+    see the substituted value and it never sees them."""
+    saved = [g['lr'] for g in groups]
+    for g, lr in zip(groups, lrs):
+        g['lr'] = lr
+    try:
+        yield
+    finally:
+        for g, lr in zip(groups, saved):
+            g['lr'] = lr

@@ -23,7 +23,7 @@ from mmengine.registry import HOOKS, OPTIM_WRAPPERS
 
 from ..quant import trainable_quantized_layers
 from .optim_wrapper import TransitionRateSchedulingMixin
-from .param_groups import give_weights_own_groups
+from .param_groups import give_weights_own_groups, stepping_with
 
 #: file the recorder writes into the work dir
 TRAJECTORY_FILE = 'talr_trajectory.json'
@@ -128,14 +128,8 @@ class TALRReplayOptimWrapper(OptimWrapper):
                 f'run takes step {self.steps + 1}: replay a trajectory at least as long as '
                 'the run (the same train_cfg.max_iters).')
         groups = [g for g in self.optimizer.param_groups if REPLAY_KEY in g]
-        saved = [g['lr'] for g in groups]
-        for g in groups:
-            g['lr'] = self.trajectory[self.steps]
-        try:
+        with stepping_with(groups, [self.trajectory[self.steps]] * len(groups)):
             super().step(**kwargs)
-        finally:
-            for g, lr in zip(groups, saved):
-                g['lr'] = lr
         self.steps += 1
 
     def state_dict(self):
