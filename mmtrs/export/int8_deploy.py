@@ -287,6 +287,26 @@ def _needs_requant(gr, tensor, act, acts_by_q, grid_kind):
     return True
 
 
+def _quantizers_reach(gr, tensor, acts_by_q):
+    """(lo, hi): the union of the ranges of the activation quantizers that read
+    `tensor`, if they (and Shape nodes) are its only consumers and it is no graph
+    output; else None. Re-quantizing it wider would only coarsen their input."""
+    if tensor in gr.graph_outputs():
+        return None
+    los, his = [], []
+    for c in gr.consumers()[tensor]:
+        if c.op_type == 'Shape':
+            continue
+        quant = acts_by_q.get(c.name)
+        if quant is None:
+            return None
+        g = quant.grid
+        lo, hi = g.clip if g.clip is not None else (0, 255)
+        los.append((lo - g.zero_point) * g.scale)
+        his.append((hi - g.zero_point) * g.scale)
+    return (min(los), max(his)) if los else None
+
+
 def _calibrate(proto, tensors, calib_inputs, input_name):
     """(min, max) of each tensor over `calib_inputs` (float32 arrays), running the
     graph in onnxruntime with optimizations off."""
@@ -467,7 +487,7 @@ def _drop_unused(gr):
     del gr.g.value_info[:]
 
 
-def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input'):
+def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input', int8_adds=True):
     """model_int8.onnx from model_qcdq.onnx (see the module docstring).
 
     Args:
@@ -476,6 +496,9 @@ def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input'):
             the ranges of the 8-bit re-quantizations (step 3).
         grid (str): 'exact' or 'subset' (int8_grid.py).
         input_name (str): the graph input.
+        int8_adds (bool): re-quantize the outputs of residual / FPN Adds to 8 bits
+            (onnxruntime runs them as QLinearAdd); False keeps them float, as in the
+            QAT model (the quantizers after them then round the float sums).
 
     Returns:
         onnx.ModelProto.
@@ -509,14 +532,19 @@ def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input'):
     for layer, call, conv in convs:
         act = _activation_after(gr, conv.output[0])
         if _needs_requant(gr, conv.output[0], act, acts, grid):
-            targets.append((act.output[0] if act is not None else conv.output[0], 'range'))
+            t = act.output[0] if act is not None else conv.output[0]
+            targets.append((t, 'range'))
             if act is not None and act.op_type == 'Clip':
-                bounds[act.output[0]] = _clip_bounds(gr, act)
+                bounds[t] = _clip_bounds(gr, act)
+            reach = _quantizers_reach(gr, t, acts)
+            if reach is not None:  # no consumer sees values past the quantizers' ranges
+                lo, hi = bounds.get(t, (-np.inf, np.inf))
+                bounds[t] = (max(lo, reach[0]), min(hi, reach[1]))
         if gr.producers()[conv.input[0]].op_type != 'DequantizeLinear':
             targets.append((conv.input[0], 'range'))  # a float input (a_bits None)
     inits = gr.inits
     for node in list(gr.g.node):
-        if node.op_type == 'Add' and not any(i in inits for i in node.input):
+        if int8_adds and node.op_type == 'Add' and not any(i in inits for i in node.input):
             act = _activation_after(gr, node.output[0])
             if _needs_requant(gr, node.output[0], act, acts, grid):
                 targets.append((act.output[0] if act is not None else node.output[0],
