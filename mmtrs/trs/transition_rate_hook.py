@@ -107,8 +107,8 @@ class TransitionRateHook(Hook):
         if self.every_n_train_iters(runner, self.interval) or runner.iter == 0:
             if self.check_ranks:
                 self._check_ranks_agree(runner)
-            dist, near = self._counter.transition_distance(self.near)
-            hub.update_scalar('train/tr/transition_dist', dist)
+            distance, near = self._counter.transition_distance(self.near)
+            hub.update_scalar('train/tr/transition_dist', distance)
             hub.update_scalar('train/tr/near_transition', near)
 
     @torch.no_grad()
