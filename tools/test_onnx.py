@@ -21,7 +21,7 @@ from mmtrs.apis.cli import add_common_args, load_cfg, parse_common  # noqa: E402
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Evaluate an ONNX export (mmtrs)')
     parser.add_argument('config', help='the config the model was exported from')
-    parser.add_argument('onnx', help='model_qcdq.onnx, model_int4.onnx or model_fp32.onnx')
+    parser.add_argument('onnx', help='model_int8.onnx, model_qcdq.onnx, model_int4.onnx or model_fp32.onnx')
     parser.add_argument('--graph-opt', default='all',
                         choices=['disable', 'basic', 'extended', 'all'],
                         help="onnxruntime graph optimization level (default 'all')")
