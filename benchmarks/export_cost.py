@@ -38,8 +38,13 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import torch
+# PyTorch's OpenMP threads spin while waiting; on a shared machine two spinning threads
+# measured the other processes' load (seconds per demo forward), not PyTorch. Set before
+# torch is imported; an explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -317,7 +322,7 @@ def header(argv):
     return [f'# command: python benchmarks/export_cost.py {" ".join(argv)}'.rstrip(),
             f'# date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%dT%H:%MZ}  '
             f'commit: {commit}  torch {torch.__version__}  onnxruntime '
-            f'{onnxruntime.__version__}',
+            f'{onnxruntime.__version__}  OMP_WAIT_POLICY={os.environ["OMP_WAIT_POLICY"]}',
             *cpu_rows(), f'# load average before: {load()}']
 
 
@@ -370,10 +375,11 @@ def main(argv=None):
                          f'{shape[0]}x{shape[1]}']
                 block += fusion_rows(paths)
                 block += ['file sizes:'] + size_rows(paths)
-                block += [f'latency (median of {runs} rounds after '
-                          f'{min(args.warmup, runs)} warm-up, round-robin):']
+                warm = min(args.warmup, runs - 1)
+                block += [f'latency (median of {runs} rounds after {warm} warm-up, '
+                          'round-robin):']
                 block += latency_rows(fp_net, paths, shape, args.batches, args.threads,
-                                      runs, min(args.warmup, runs))
+                                      runs, warm)
                 if args.profile:
                     block += ['onnxruntime profile, batch 1, 1 thread (ms per run by op '
                               'type, (nodes)):'] + profile_rows(paths, shape)
