@@ -17,16 +17,27 @@ from conftest import (ROOT, TRS_OPTS, data_options, kill_after_checkpoint, run_t
                       short_run)
 
 DEMO = 'configs/demo/retinanet_r18_w4a4_{}_demo.py'
-# custom_hooks: 0 FiniteLossHook, 1 TransitionRateHook, 2 tracking/freezing, 3 method.
+
+
+def hook_opts(method, hook_type, **values):
+    """--cfg-options setting arguments of the one `hook_type` in the method's config
+    (found by type: the TRS configs carry one more hook than the SGD ones)."""
+    from mmengine.config import Config
+    hooks = Config.fromfile(osp.join(ROOT, DEMO.format(method))).custom_hooks
+    i, = [i for i, h in enumerate(hooks) if h['type'] == hook_type]
+    return [f'custom_hooks.{i}.{k}={v}' for k, v in values.items()]
+
+
 # Settings that make each method act within a few iterations.
 FAST = {
-    'oscfreeze': ['custom_hooks.2.momentum=0.5', 'custom_hooks.2.start=0.0',
-                  'custom_hooks.2.threshold_start=0.0', 'custom_hooks.2.threshold_end=0.0',
+    'oscfreeze': [*hook_opts('oscfreeze', 'OscillationFreezingHook', momentum=0.5, start=0.0,
+                             threshold_start=0.0, threshold_end=0.0),
                   'optim_wrapper.optimizer.lr=0.05'],
-    'dampen': ['custom_hooks.3.start=0.0'],
-    'lts': ['custom_hooks.3.momentum=0.0', 'custom_hooks.3.warmup=0.0'],
-    'obr': ['custom_hooks.3.start=0.0'],
-    'trs_dampen': ['custom_hooks.3.start=0.0', *TRS_OPTS],
+    'dampen': hook_opts('dampen', 'OscillationDampeningHook', start=0.0),
+    'lts': hook_opts('lts', 'LTSFreezingHook', momentum=0.0, warmup=0.0),
+    'obr': hook_opts('obr', 'BinRegularizationHook', start=0.0),
+    'trs_dampen': [*hook_opts('trs_dampen', 'OscillationDampeningHook', start=0.0),
+                   *TRS_OPTS],
 }
 LOGGED = {'oscfreeze': 'osc/frozen', 'dampen': 'loss_dampen', 'lts': 'lts/frozen',
           'obr': 'loss_obr', 'trs_dampen': 'loss_dampen'}
@@ -63,7 +74,8 @@ def test_sigkill_resume_with_freezing_is_bit_identical(tiny_coco, fp_ckpt, tmp_p
     iter-3 checkpoint, --resume: weights, TR state, masks and distances equal the
     uninterrupted run's."""
     cfg = DEMO.format('trs_lts')
-    opts = [*TRS_OPTS, *FAST['lts'], 'train_dataloader.batch_size=8']
+    opts = [*TRS_OPTS, *hook_opts('trs_lts', 'LTSFreezingHook', momentum=0.0, warmup=0.0),
+            'train_dataloader.batch_size=8']
     killed = str(tmp_path / 'killed')
     kill_after_checkpoint(_run([cfg], tiny_coco, killed, [f'load_from={fp_ckpt}', *opts]),
                           killed)
@@ -89,8 +101,10 @@ def test_two_processes_hold_identical_masks(tiny_coco, fp_ckpt, tmp_path):
            '--master_port=29543', 'tools/train.py', DEMO.format('lts'), '--work-dir', wd,
            '--launcher', 'pytorch', '--cfg-options', *data_options(tiny_coco),
            *short_run(4, 4), f'load_from={fp_ckpt}', *FAST['lts'],
-           'train_dataloader.batch_size=2', 'custom_hooks.3.interval=1',
-           'custom_hooks.2.interval=1', 'env_cfg.dist_cfg.backend=gloo']
+           'train_dataloader.batch_size=2',
+           *hook_opts('lts', 'LTSFreezingHook', interval=1),
+           *hook_opts('lts', 'OscillationTrackingHook', interval=1),
+           'env_cfg.dist_cfg.backend=gloo']
     env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=600)
