@@ -1,6 +1,7 @@
 """Training-step cost of the demo RetinaNet, measured side by side in one process.
 
     python benchmarks/step_cost.py [--iters 20] [--batch 8] [--size 256]
+                                   [--light-variants ...] [--light-sizes 160,320]
 
 Variants (same batch, same data, interleaved round-robin so machine noise hits all
 alike): FP, W4A4 QAT with plain SGD, W4A4 QAT with TR scheduling, and the same detector
@@ -8,6 +9,8 @@ made W4A4 QAT with torch.ao.quantization and with Brevitas (benchmarks/variants.
 exactly how), trained with plain SGD. Prints the median step
 time of each as a ratio to FP, the TR overhead (TRS step / plain QAT step), and the
 time of the TR bookkeeping alone (transition counting) relative to the QAT step.
+A second table does the same for the light model (MobileNetV2 0.5x RetinaNet,
+--light-variants, at each of --light-sizes; `--light-variants ''` skips it).
 Absolute times on shared machines mean little; the ratios are the result, and they
 depend on the CPU: the output starts with the CPU model, the vector extensions ATen
 dispatches to and the machine load.
@@ -45,6 +48,10 @@ def main():
     parser.add_argument('--size', type=int, default=256)
     parser.add_argument('--variants', default='fp,qat_sgd,qat_trs,torchao_qat,brevitas_qat',
                         help='see benchmarks/variants.py')
+    parser.add_argument('--light-variants', default='light_fp,light_qat_sgd,light_qat_trs',
+                        help="the light model's table ('' to skip it)")
+    parser.add_argument('--light-sizes', default='160,320',
+                        help='image sizes of the light table, comma-separated')
     add_allocator_arg(parser)
     args = parser.parse_args()
     names = args.variants.split(',')
@@ -54,22 +61,34 @@ def main():
     print(f'cpu: {cpu_description()}')
     print(allocator)
     print(f'load before (1, 5, 15 min): {load_average()}')
-    data = synthetic_batch(args.batch, args.size)
+    print_table(names, 'fp', args, args.size)
+    light = [n for n in args.light_variants.split(',') if n]
+    if light:
+        for size in args.light_sizes.split(','):
+            print_table(light, 'light_fp', args, int(size))
+
+
+def print_table(names, base_name, args, size):
+    """Build `names`, step them round-robin at `size` px and print their ratios to
+    `base_name` (if measured), page faults, and the TR overhead and bookkeeping."""
+    data = synthetic_batch(args.batch, size)
     runs = {n: build_variant(n) for n in names}
     med = median_step_times(runs, data, args.iters, args.warmup)
-    print(f'step cost, batch {args.batch}, {args.size}px, {args.iters} iters '
+    print(f'step cost, batch {args.batch}, {size}px, {args.iters} iters '
           f'(median; torch threads {torch.get_num_threads()}; load after: '
           f'{load_average()})')
     faults = {n: minor_faults_per_step(*runs[n], data) for n in names}
-    base = med.get('fp')
+    base = med.get(base_name)
     for n in names:
         ratio = f'{med[n] / base:.3f}x FP' if base else ''
-        print(f'  {n:<12} {med[n] * 1000:8.1f} ms  {ratio:<10}  {faults[n]:6d} page faults')
-    if 'qat_sgd' in med and 'qat_trs' in med:
-        print(f'  TR scheduling overhead (qat_trs / qat_sgd): '
-              f'{(med["qat_trs"] / med["qat_sgd"] - 1) * 100:+.2f}%')
-    if 'qat_trs' in runs:
-        counter = runs['qat_trs'][1].counter
+        print(f'  {n:<14} {med[n] * 1000:8.1f} ms  {ratio:<10}  {faults[n]:6d} page faults')
+    sgd = next((n for n in names if n.endswith('qat_sgd')), None)
+    trs = next((n for n in names if n.endswith('qat_trs')), None)
+    if sgd and trs:
+        print(f'  TR scheduling overhead ({trs} / {sgd}): '
+              f'{(med[trs] / med[sgd] - 1) * 100:+.2f}%')
+    if trs:
+        counter = runs[trs][1].counter
         t = []
         for _ in range(args.iters):
             t0 = time.perf_counter()
@@ -77,9 +96,8 @@ def main():
             t.append(time.perf_counter() - t0)
         book = statistics.median(t)
         print(f'  TR bookkeeping alone: {book * 1000:.2f} ms per step = '
-              f'{book / med["qat_trs"] * 100:.2f}% of a TRS step '
+              f'{book / med[trs] * 100:.2f}% of a TRS step '
               f'({int(counter.numels.sum())} quantized weights)')
-
 
 if __name__ == '__main__':
     main()

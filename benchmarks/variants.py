@@ -15,6 +15,10 @@ Variants of the demo RetinaNet (same architecture, same data, same optimizer set
                 (Int8WeightPerTensorFloat, weight_bit_width=4), inputs per-tensor learned
                 scale (Int8ActPerTensorFloat, input_bit_width=4). Needs `pip install
                 brevitas==0.13.4` (requirements-bench.txt).
+
+Variants of the light model, RetinaNet-MobileNetV2 0.5x (configs/demo/retinanet_mbv2_*),
+where TR scheduling matters most and depthwise convs make QAT relatively dearest:
+  light_fp, light_qat_sgd, light_qat_trs   as fp, qat_sgd, qat_trs (W4A4)
 """
 import copy
 import os
@@ -39,6 +43,9 @@ CFG = {
     'brevitas_qat': 'configs/demo/retinanet_r18_fp_demo.py',
 }
 CFG['qat_sgd_learned_input'] = CFG['qat_sgd']
+CFG.update(light_fp='configs/demo/retinanet_mbv2_fp_demo.py',
+           light_qat_sgd='configs/demo/retinanet_mbv2_w4a4_sgd_demo.py',
+           light_qat_trs='configs/demo/retinanet_mbv2_w4a4_trs_demo.py')
 # config changes of a variant on top of its config file
 CFG_OPTIONS = {'qat_sgd_learned_input': {'model.quant_cfg.first_layer.input_scale': 'learned'}}
 # optimizer settings of the toolkit variants: those of our plain-SGD QAT

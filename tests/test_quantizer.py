@@ -189,7 +189,13 @@ def test_fused_and_aten_paths_agree_bit_for_bit(monkeypatch):
         results.append((out.detach(), x.grad, q.scale.grad))
     (o1, g1, s1), (o2, g2, s2) = results
     assert torch.equal(o1, o2) and torch.equal(g1, g2)
-    assert torch.allclose(s1, s2, rtol=1e-5)
+    # the scale gradient's float32 sums differ in order: both within 2e-5 of the float64
+    # sum (ATen's torch.dot is 1.2e-5 from it here, the fused kernel 3e-6)
+    up = torch.linspace(-1, 1, x0.numel(), dtype=torch.float64).reshape(x0.shape)
+    gs = -(up.float().double() * (g1 != 0) * x0.double()).sum() / 0.37 ** 2 / \
+        math.sqrt(x0[0].numel() * 3)
+    for s in (s1, s2):
+        assert math.isclose(float(s), float(gs), rel_tol=2e-5), (float(s), float(gs))
 
 
 @pytest.mark.parametrize('kind,signed', [('weight', None), ('act', False)])

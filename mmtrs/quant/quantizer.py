@@ -118,6 +118,8 @@ class _QuantizeFn(torch.autograd.Function):
     masked scale of the gradient and, for a learnable s, one dot product:
         grad_x = grad / s inside the clipping range, 0 outside (STE)
         grad_s = -sum_inside(grad * x) / s^2 * grad_factor = -dot(grad_x, x) / s * gf
+    Arguments: x, the scale s, `params` = (alpha, beta, gamma, use_sign, grad_factor,
+    low_clip, on_negative, h_scales), then the factors `*h` of an output scale.
     `low_clip=False` lets the ATen path skip the lower-bound test where the input is
     known to be >= 0 (unsigned activations whose sign is checked on the forward pass;
     the fused kernels test both bounds, which gives the same mask there). `on_negative`, if
@@ -141,13 +143,17 @@ class _QuantizeFn(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, s, alpha, beta, gamma, use_sign, grad_factor, low_clip, on_negative,
-                h_scales, *h):
+    def forward(ctx, x, s, params, *h):
+        # the scalar settings travel as one tuple: autograd.Function.apply inspects every
+        # argument, and this node runs twice per layer and step
+        alpha, beta, gamma, use_sign, grad_factor, low_clip, on_negative, h_scales = params
         ctx.fused = _use_fused(x)
         ctx.h_scales = h_scales
         if ctx.fused:
-            # s and the factors of f as host floats, read once (backward reuses them)
+            # s, gamma / s and the factors of f as host floats, computed once (backward
+            # reuses them)
             ctx.s_value = float(s.detach())
+            ctx.c_value = _gamma_over_s(ctx.s_value, gamma)
             ctx.f_value = None
             if h:
                 ctx.h_terms = [_lsq_term(np.float32(
@@ -157,8 +163,8 @@ class _QuantizeFn(torch.autograd.Function):
                 ctx.f_value = float(ctx.h_prefix[-1])
             # no STE mask kept: the backward kernel recomputes it from x
             out, x_min = _fused_quantize.quantize_forward(
-                x, _gamma_over_s(ctx.s_value, gamma), alpha, beta, gamma, use_sign,
-                on_negative is not None, ctx.f_value)
+                x, ctx.c_value, alpha, beta, gamma, use_sign, on_negative is not None,
+                ctx.f_value)
             kept = (x, s)
         else:  # ATen ops, no host sync for s (GPUs)
             x_min = float(x.min()) if on_negative is not None else 0.0
@@ -186,11 +192,12 @@ class _QuantizeFn(torch.autograd.Function):
         x, s = ctx.saved_tensors[:2]
         want_s = ctx.needs_input_grad[1]
         grad_s = grad_f = None
-        want_h = ctx.needs_input_grad[10:]
+        want_h = ctx.needs_input_grad[3:]
         alpha, beta, gamma, use_sign = ctx.qparams
         if ctx.fused:
-            grad = grad.to(torch.float32)
-            c = _gamma_over_s(ctx.s_value, gamma)
+            if grad.dtype != torch.float32:
+                grad = grad.float()
+            c = ctx.c_value
             if not ctx.has_f:
                 grad_x, dot = _fused_quantize.quantize_backward(
                     grad, x, ctx.s_value, c, alpha, beta, want_s)
@@ -211,18 +218,15 @@ class _QuantizeFn(torch.autograd.Function):
             if want_s:
                 dot = torch.dot(grad_x.reshape(-1), x.reshape(-1))
                 grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
-        if grad_s is not None:
-            grad_s = grad_s.reshape(s.shape)
-        grad_h = ()
+        grad_h = ()  # every scale and factor of f is 0-d: new_tensor's shape already
         if ctx.has_f:
             grad_h = _product_backward(grad_f, ctx.h_terms, ctx.h_prefix, ctx.h_scales,
                                        want_h)
             if ctx.fused:
                 grad_h = [None if g is None else s.new_tensor(float(g)) for g in grad_h]
-            grad_h = [None if g is None else g.reshape(()) for g in grad_h]
         if not ctx.needs_input_grad[0]:
             grad_x = None
-        return (grad_x, grad_s, None, None, None, None, None, None, None, None, *grad_h)
+        return (grad_x, grad_s, None, *grad_h)
 
 
 class _LSQScaledIdentity(torch.autograd.Function):
@@ -288,6 +292,7 @@ class Quantizer(nn.Module):
         self.init_mult = float(init_mult)
         self.check_sign = check_sign
         self._grad_factor = 1.0  # LSQ's 1/sqrt(N * beta), known after the first forward
+        self._grad_factor_key = None  # the (N, beta) it was computed for
         self.scale = nn.Parameter(torch.ones(()), requires_grad=learn_scale)
         self.register_buffer('initialized', torch.zeros((), dtype=torch.uint8))
         self.register_buffer('signed_flag',
@@ -356,14 +361,16 @@ class Quantizer(nn.Module):
         check = self.kind == 'act' and not signed and self.check_sign
         alpha, beta, gamma = quant_range(self.bits, signed)
         # LSQ gradient scale: N = number of weights, or features per example.
-        n = x.numel() if self.kind == 'weight' else x[0].numel()
-        self._grad_factor = 1.0 / math.sqrt(n * beta)
+        n = x.numel() if self.kind == 'weight' else x.numel() // x.shape[0]
+        if (n, beta) != self._grad_factor_key:  # set only when N or beta changes:
+            # nn.Module.__setattr__ costs more than the kernel on small tensors
+            self._grad_factor_key, self._grad_factor = (n, beta), 1.0 / math.sqrt(n * beta)
         low_clip = alpha < 0 or not self.check_sign  # unsigned + checked: x >= 0 known
         factors = () if out_scale is None else tuple(out_scale())
-        return _QuantizeFn.apply(x, self.scale, alpha, beta, gamma,
-                                 self.bits == 1 and signed, self._grad_factor, low_clip,
-                                 self._negative_error if check else None,
-                                 tuple(g for _, g in factors), *(t for t, _ in factors))
+        params = (alpha, beta, gamma, self.bits == 1 and signed, self._grad_factor,
+                  low_clip, self._negative_error if check else None,
+                  tuple(g for _, g in factors))
+        return _QuantizeFn.apply(x, self.scale, params, *(t for t, _ in factors))
 
     def denorm_term(self):
         """(s, g): the factor s of the de-normalization h (Eq. 3) with the LSQ gradient

@@ -122,6 +122,28 @@ std::tuple<at::Tensor, double> quantize_forward(
   return {out, static_cast<double>(mn)};
 }
 
+namespace {
+
+// One block of the backward: grad_x = grad / s inside the clipping range, and the
+// partial sum of grad_x * x. A function of its own with restrict pointers: written
+// inline in the reduction lambda, gcc vectorized it with per-iteration alias checks
+// and ran it at less than half the speed of the scaled backward, which does more.
+float backward_block(const float* __restrict gp, const float* __restrict xp,
+                     float* __restrict gxp, int64_t b, int64_t e, float sf, float c,
+                     float alpha, float beta) {
+  float part = 0.f;
+#pragma omp simd reduction(+ : part)
+  for (int64_t i = b; i < e; ++i) {
+    const float xi = xp[i];
+    const float g = unless_outside(gp[i] / sf, outside_range(xi * c, alpha, beta));
+    gxp[i] = g;
+    part += g * xi;
+  }
+  return part;
+}
+
+}  // namespace
+
 // Returns (grad_x, dot(grad_x, x)). grad_x = grad / s inside the clipping range, 0 outside
 // (STE, the mask recomputed from x with c = gamma / s as in the forward pass); the dot
 // gives the LSQ scale gradient, skipped (0) unless asked.
@@ -152,20 +174,10 @@ std::tuple<at::Tensor, double> quantize_backward(
       [&](int64_t b, int64_t e, double ident) {
         // float partial sums over blocks of 2048 (vectorized), added up in double:
         // accurate over millions of elements
-        double acc = ident;
-        for (int64_t blk = b; blk < e; blk += 2048) {
-          const int64_t stop = e - blk > 2048 ? blk + 2048 : e;
-          float part = 0.f;
-#pragma omp simd reduction(+ : part)
-          for (int64_t i = blk; i < stop; ++i) {
-            const float xi = xp[i];
-            const float g = unless_outside(gp[i] / sf, outside_range(xi * cf, af, bf));
-            gxp[i] = g;
-            part += g * xi;
-          }
-          acc += part;
-        }
-        return acc;
+        for (int64_t blk = b; blk < e; blk += 2048)
+          ident += backward_block(gp, xp, gxp, blk, e - blk > 2048 ? blk + 2048 : e, sf,
+                                  cf, af, bf);
+        return ident;
       },
       [](double a, double b) { return a + b; });
   return {grad_x, dot};
