@@ -218,7 +218,7 @@ class _QuantizeFn(torch.autograd.Function):
             if want_s:
                 dot = torch.dot(grad_x.reshape(-1), x.reshape(-1))
                 grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
-        grad_h = ()  # every scale and factor of f is 0-d: new_tensor's shape already
+        grad_h = ()  # scales and factors of f are 0-d, as are the gradients built here
         if ctx.has_f:
             grad_h = _product_backward(grad_f, ctx.h_terms, ctx.h_prefix, ctx.h_scales,
                                        want_h)
