@@ -9,9 +9,10 @@ training step, side by side (round-robin) in one process, summed by layer kind
 Prints, per kind, the FP and QAT milliseconds per step and their difference, the
 whole-step difference beside it (the rest: norm layers, activations, loss, optimizer
 step, measured as whole step minus the convs), and the layers that cost QAT most.
-Each layer's input is the one recorded in one training step of the QAT model (FP
-layers get the same tensor: only the layer's own cost is compared); the backward pass
-computes the input's and the weight's gradients, as in training.
+Each layer runs on the inputs it received in one training step of the QAT model, every
+call of it (RetinaNet's head convs run once per FPN level); FP layers get the same
+tensors, so only the layer's own cost is compared. The backward pass computes the
+input's and the weight's gradients, as in training.
 """
 import argparse
 import copy
@@ -28,23 +29,27 @@ from variants import (build_variant, cpu_description, load_average, median_step_
 
 
 def record_inputs(model, wrapper, data, types):
-    """{module name: its input in one training step} for every module of `types`."""
-    seen, handles = {}, []
+    """{module name: [its input at each call]} over one training step, for every
+    module of `types`."""
+    seen, handles = defaultdict(list), []
     for name, m in model.named_modules():
         if type(m) in types:
             handles.append(m.register_forward_pre_hook(
-                lambda mod, args, name=name: seen.setdefault(name, args[0].detach().clone())))
+                lambda mod, args, name=name: seen[name].append(args[0].detach().clone())))
     model.train_step(copy.copy(data), wrapper)
     for h in handles:
         h.remove()
     return seen
 
 
-def fwd_bwd(layer, x):
-    """One forward and backward of `layer` on a fresh leaf copy of x."""
-    x = x.requires_grad_(True)
-    layer(x).sum().backward()
-    x.grad = None
+def fwd_bwd(layer, xs):
+    """Forward and backward of `layer` on a fresh leaf copy of each input in `xs`;
+    returns the seconds taken, copies excluded."""
+    xs = [x.clone().requires_grad_(True) for x in xs]
+    t0 = time.perf_counter()
+    for x in xs:
+        layer(x).sum().backward()
+    return time.perf_counter() - t0
 
 
 def main():
@@ -67,12 +72,9 @@ def main():
     q_layers = dict(runs[args.qat][0].named_modules())
     times = defaultdict(list)  # (name, 'fp' | 'qat') -> seconds
     for _ in range(args.reps):
-        for name, x in inputs.items():
+        for name, xs in inputs.items():
             for which, layer in (('fp', fp_layers[name]), ('qat', q_layers[name])):
-                xin = x.clone()
-                t0 = time.perf_counter()
-                fwd_bwd(layer, xin)
-                times[name, which].append(time.perf_counter() - t0)
+                times[name, which].append(fwd_bwd(layer, xs))
     for _, (model, _) in runs.items():
         model.zero_grad(set_to_none=True)
     per_kind = {k: [0.0, 0.0, 0] for k in LAYER_KINDS}
@@ -83,7 +85,8 @@ def main():
         per_kind[kind][0] += fp
         per_kind[kind][1] += q
         per_kind[kind][2] += 1
-        rows.append((q - fp, name, kind, fp, q, tuple(inputs[name].shape)))
+        rows.append((q - fp, name, kind, fp, q, tuple(inputs[name][0].shape),
+                     len(inputs[name])))
     fp_step, q_step = steps[args.fp], steps[args.qat]
     conv_fp = sum(v[0] for v in per_kind.values())
     conv_q = sum(v[1] for v in per_kind.values())
@@ -99,9 +102,9 @@ def main():
           f'{(rest_q - rest_fp) * 1e3:>11.1f}{rest_q / rest_fp if rest_fp else 0:>7.2f}')
     print(f'{"whole training step":<28}{"":>7}{fp_step * 1e3:>10.1f}{q_step * 1e3:>10.1f}'
           f'{(q_step - fp_step) * 1e3:>11.1f}{q_step / fp_step:>7.2f}')
-    print(f'layers that cost QAT most (fwd+bwd ms):')
-    for diff, name, kind, fp, q, shape in sorted(rows, reverse=True)[:args.top]:
-        print(f'  {name:<44} {kind:<10} input {shape}: FP {fp * 1e3:.2f}, '
+    print('layers that cost QAT most (fwd+bwd ms, all calls of a step):')
+    for diff, name, kind, fp, q, shape, calls in sorted(rows, reverse=True)[:args.top]:
+        print(f'  {name:<44} {kind:<10} input {shape} x{calls}: FP {fp * 1e3:.2f}, '
               f'QAT {q * 1e3:.2f} (+{diff * 1e3:.2f})')
 
 

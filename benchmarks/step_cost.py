@@ -99,5 +99,6 @@ def print_table(names, base_name, args, size):
               f'{book / med[trs] * 100:.2f}% of a TRS step '
               f'({int(counter.numels.sum())} quantized weights)')
 
+
 if __name__ == '__main__':
     main()
