@@ -12,7 +12,8 @@ checkpoint of it) and gives both methods the same knob and the same trials:
     setting the light-model study found best at SGD's LR);
 each W3A3, 450 iterations, selected on val at seed 0 (both optima must be interior),
 then seeds 1 and 2 at the selected LRs; test AP of the best-val checkpoint, paired by
-seed. Also the FP model fine-tuned with the same schedule at SGD's selected LR (seed 0).
+seed, and how closely SGDT's TR K followed its target R. Also the FP model fine-tuned
+with the same schedule at SGD's selected LR (seed 0).
 Runs go to --work-dir and are reused when finished (light_study.py's run machinery);
 about 55 min on 2 cores with --fp-ckpt, 100 min more without.
 """
@@ -25,6 +26,7 @@ import statistics
 import sys
 
 import light_study as ls
+from study import report, stats
 from study.runs import TestedRun, data_options, execute
 
 MULTS = (3, 9, 27, 81)
@@ -92,6 +94,10 @@ def main():
     print(f'FP fine-tune (seed 0, SGD\'s LR): test AP {ft.test_ap():.1f}; QAT as a '
           f'fraction of it: SGD {statistics.mean(test["SGD"]) / ft.test_ap():.2f}, '
           f'SGDT {statistics.mean(test["SGDT"]) / ft.test_ap():.2f}')
+    errors = [e for e in (stats.tracking_error(r.result()['tr']) for r in chosen['SGDT'])
+              if e is not None]
+    print(f'SGDT tracking, |K - R| / R mean / late (60-90% of the run), over seeds: '
+          f'{report.tracking_cell(errors)}')
     for n, rs in chosen.items():
         print(f'val curves {n}: ' + '; '.join(
             ' '.join(f'{v:.1f}' for _, v in r.result()['val']) for r in rs))
