@@ -70,6 +70,7 @@ FP_CFG = 'configs/demo/retinanet_mbv2_fp_demo.py'
 # the light QAT configs; an oscillation remedy's is that of plain SGD plus its hook
 # (configs/demo/retinanet_mbv2_w{b}a{b}_{oscfreeze,dampen,lts,obr}_demo.py)
 QAT_CFG = 'configs/demo/retinanet_mbv2_w{b}a{b}_{opt}_demo.py'
+FP_VAL_EVERY = 500
 REF_QAT_ITERS = 600        # the light configs' schedule (retinanet_mbv2_fp_ft_demo.py)
 REF_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=10)  # of those 600
 
@@ -195,8 +196,9 @@ def make_run(args, method, bits, mult, seed, fp, lr=None):
 
 def fp_run(args):
     it = args.fp_iters
+    # val AP every 500 iterations: the curve that shows whether the FP start has converged
     opts = data_options(args.data, args.size) + [
-        f'train_cfg.max_iters={it}', f'train_cfg.val_interval={it}',
+        f'train_cfg.max_iters={it}', f'train_cfg.val_interval={min(it, FP_VAL_EVERY)}',
         f'default_hooks.checkpoint.interval={it}', f'param_scheduler.1.end={it}',
         f'param_scheduler.1.T_max={it}', f'param_scheduler.0.end={min(100, it)}']
     if args.smoke:

@@ -148,3 +148,22 @@ def test_accuracy_tables_from_json(name):
     md = _load(f'{name}.md')
     tables = '\n'.join(accuracy.tables(summary, seeds)) + '\n'
     assert md.endswith('\n\n' + tables)
+
+
+# ---- the recipe study's controls ------------------------------------------------------
+
+def test_recipe_study_warmup_rule_by_hand():
+    import recipe_study
+    # U peaks at step 2 with U/LR = 0.8 / 0.2 = 4: the multiple ramps 1, 2.5, 4 over
+    # steps 0..2 and stays 4 after, times the LR
+    lr = [0.2, 0.2, 0.2, 0.1, 0.05]
+    talr = [0.2, 0.5, 0.8, 0.6, 0.3]
+    warm, peak, t_peak = recipe_study.warmup_trajectory(talr, lr)
+    assert (peak, t_peak) == (pytest.approx(4.0), 2)
+    assert warm == pytest.approx([0.2, 0.5, 0.8, 0.4, 0.2])
+
+
+def test_recipe_study_grid_extension():
+    import recipe_study
+    assert recipe_study.extend([9, 27, 81], 81) == [9, 27, 81, 243]
+    assert recipe_study.extend([1 / 3, 1, 3], 1 / 3) == pytest.approx([1 / 9, 1 / 3, 1, 3])

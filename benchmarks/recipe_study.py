@@ -1,0 +1,364 @@
+"""Which TR-scheduling recipe to ship: SGD and SGDT with equal two-knob budgets from a
+converged FP start, and two controls that ask what SGDT's gain is made of (light model).
+
+    python benchmarks/recipe_study.py [--bits 3] [--fp-ckpt CKPT] [--data DIR]
+                                      [--work-dir DIR] [--out docs/results]
+    python benchmarks/recipe_study.py --report-only   # the report from the runs done so far
+    python benchmarks/recipe_study.py --smoke         # 2 iterations, 1x1 grids
+
+Protocol (every run resumable: one whose result.json exists is reused):
+ 1. FP start: configs/demo/retinanet_mbv2_fp_demo.py trained --fp-iters (6000) on the
+    synthetic set, val AP every 500 iterations (the curve in the report shows it has
+    stopped improving); --fp-ckpt stands in for that run.
+ 2. Grids (seed 0, selected on val): each method gets 3x3 trials over its two main knobs,
+      SGD:  LR x{9, 27, 81} of 3e-3  x  quantized weights' LR multiple {1/3, 1, 3}
+            (QuantWeightLRConstructor's `quant_weight_lr_mult`)
+      SGDT: LR x{3, 9, 27} of 3e-3   x  R^0 multiple {1, 3, 9} of the TR measured under
+            that LR (`auto_target_scale`); U^0 = that LR
+    centred on the one-knob optima of earlier runs. If a selected point lies on an edge,
+    that axis is extended one step (x3) outward for both methods alike, up to twice.
+ 3. Seeds: both selected settings at --seeds (paired: same FP start, data order).
+ 4. Controls, on plain SGD at SGDT's selected LR with SGDT's frozen weight scales:
+      replay:  the quantized weights step with the TALR U(t) recorded from the selected
+               SGDT run at seed 0 (TALRReplayOptimWrapper): TR scheduling's schedule
+               without its feedback. At seed 0 it must equal that SGDT run (a check of the
+               mechanism); at the other seeds it asks whether the schedule alone carries
+               the gain.
+      warm-up: a simple rule in its place: the quantized weights' LR multiple ramps
+               linearly from 1 to U/LR at the step where U peaks, over the steps up to
+               it, then stays at that multiple of the config's cosine LR.
+ 5. FP fine-tune: the FP model trained with the same schedule, unquantized, at SGD's
+    selected LR (configs/demo/retinanet_mbv2_fp_ft_demo.py): every QAT row is also
+    reported as a fraction of it.
+ 6. Length: the two selected settings at 2x --qat-iters (seed 0): do the val curves still
+    rise at --qat-iters?
+Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
+Runs go in priority order (grids, seeds, controls, FP fine-tune, length), 2 at a time, 1
+torch thread each: about 30 QAT runs of 5 minutes at 450 iterations (75 min on 2 cores),
+plus 100 min for the FP start without --fp-ckpt. The report (--out/recipe_study.md,
+.json) is written from whatever has finished.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+
+import light_study as ls
+from study import report, stats
+from study.runs import TestedRun, data_options, execute, study_wall_minutes
+
+BASE_LR = 3e-3
+# method -> (config optimizer, second knob, LR multiples, second-knob multiples)
+GRIDS = {
+    'SGD': ('sgd', 'quant_weight_lr_mult', (9, 27, 81), (1 / 3, 1, 3)),
+    'SGDT': ('trs', 'auto_target_scale', (3, 9, 27), (1, 3, 9)),
+}
+MAX_EXTENSIONS = 2
+FP_FT_CFG = 'configs/demo/retinanet_mbv2_fp_ft_demo.py'
+ROWS = ('SGD', 'SGDT', 'replay', 'warm-up', 'FP fine-tune')
+
+
+class StudyRun(TestedRun):
+    """A run of this study, labelled by row, LR multiple and second-knob multiple."""
+
+    def __init__(self, row, lr_mult, knob_mult, seed, cfg, work_dir, options, needs):
+        super().__init__(row, seed, cfg, work_dir, options, needs)
+        self.row, self.lr_mult, self.knob_mult = row, lr_mult, knob_mult
+
+
+class Study:
+    def __init__(self, args, fp):
+        self.args, self.fp = args, fp
+        self.root = osp.join(args.work_dir, f'w{args.bits}a{args.bits}')
+
+    def _run(self, row, cfg, lr_mult, knob_mult, seed, opts, iters=None):
+        a = self.args
+        tag = f'lr{lr_mult:.4g}' + ('' if knob_mult is None else f'_k{knob_mult:.4g}')
+        if iters:
+            tag += f'_{iters}it'
+        wd = osp.join(self.root, row.replace(' ', '_'), tag, f'seed{seed}')
+        return StudyRun(row, lr_mult, knob_mult, seed, cfg, wd,
+                        data_options(a.data, a.size) + opts, self.fp)
+
+    def _qat(self, method, lr_mult, iters):
+        a = self.args
+        return ls.qat_options(method, BASE_LR * lr_mult, iters or a.qat_iters, a.smoke)
+
+    def grid(self, row, lr_mult, knob_mult, seed, iters=None):
+        """A point of SGD's or SGDT's grid."""
+        opt, knob = GRIDS[row][:2]
+        cfg = ls.QAT_CFG.format(b=self.args.bits, opt=opt)
+        if row == 'SGD':
+            opts = self._qat('sgd', lr_mult, iters) + [
+                'optim_wrapper.constructor=QuantWeightLRConstructor',
+                f'optim_wrapper.quant_weight_lr_mult={knob_mult:.6g}']
+        else:  # qat_options' 'trs' knob is R^0's multiple; the LR is set after it
+            opts = ls.qat_options('trs', knob_mult, iters or self.args.qat_iters,
+                                  self.args.smoke)
+            opts.append(f'optim_wrapper.optimizer.lr={BASE_LR * lr_mult:.6g}')
+        return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters)
+
+    def replayed(self, row, lr_mult, trajectory, seed):
+        """Plain SGD at SGDT's LR and frozen weight scales, quantized weights on a fixed
+        per-step LR (TALRReplayOptimWrapper)."""
+        cfg = ls.QAT_CFG.format(b=self.args.bits, opt='sgd')
+        opts = self._qat('sgd', lr_mult, None) + [
+            'optim_wrapper.type=TALRReplayOptimWrapper',
+            'optim_wrapper.constructor=TRSOptimWrapperConstructor',
+            f'optim_wrapper.talr_trajectory={trajectory}',
+            'model.quant_cfg.learn_weight_scale=False']
+        return self._run(row, cfg, lr_mult, None, seed, opts)
+
+    def fp_finetune(self, lr_mult, seed):
+        return self._run('FP fine-tune', FP_FT_CFG, lr_mult, None, seed,
+                         self._qat('sgd', lr_mult, None))
+
+
+def warmup_trajectory(talr, lr):
+    """The warm-up rule's per-step LR of the quantized weights, from a recorded run.
+
+    Args:
+        talr (list[float]): U(t) of the recorded SGDT run, one per step.
+        lr (list[float]): its ordinary (cosine) LR, one per step.
+
+    Returns:
+        tuple: (per-step LRs, peak multiple p = U/LR at the step where U peaks, that step
+        t_p): the multiple ramps linearly 1 -> p over steps 0..t_p, then stays at p, and
+        multiplies lr(t).
+    """
+    t_peak = max(range(len(talr)), key=talr.__getitem__)
+    peak = talr[t_peak] / lr[t_peak]
+    mult = [1 + (peak - 1) * min(1.0, t / t_peak) if t_peak else peak
+            for t in range(len(lr))]
+    return [m * x for m, x in zip(mult, lr)], peak, t_peak
+
+
+def best_point(runs):
+    done = [r for r in runs if r.done()]
+    return max(done, key=lambda r: r.result()['best_val']) if done else None
+
+
+def extend(axis, value):
+    """`axis` with one more point, x3 beyond `value` (one of its two ends)."""
+    return sorted(axis + [value * 3 if value == max(axis) else value / 3])
+
+
+def search(study, run, s0):
+    """The seed-0 grids, extended on an edge optimum (both methods alike); returns
+    ({row: selected run}, {row: [LR axis, knob axis]}, [every grid run])."""
+    smoke = study.args.smoke
+    axes = {row: [[g[2][1]], [g[3][1]]] if smoke else [list(g[2]), list(g[3])]
+            for row, g in GRIDS.items()}
+    for n in range(MAX_EXTENSIONS + 1):
+        runs = {row: [study.grid(row, a, k, s0) for a in ax[0] for k in ax[1]]
+                for row, ax in axes.items()}
+        run([r for rs in runs.values() for r in rs])
+        best = {row: best_point(rs) for row, rs in runs.items()}
+        if any(not r.done() for rs in runs.values() for r in rs):
+            return best, axes, runs  # --report-only on an unfinished grid
+        edges = set()
+        for row, r in best.items():
+            for i, v in enumerate((r.lr_mult, r.knob_mult)):
+                ax = axes[row][i]
+                if len(ax) > 1 and v in (min(ax), max(ax)):
+                    edges.add((i, 'up' if v == max(ax) else 'down', row))
+        if not edges or n == MAX_EXTENSIONS:
+            if edges:
+                print(f'WARNING: optimum still on an edge after {n} extensions: {edges}')
+            return best, axes, runs
+        for i, way, row in sorted(edges):
+            print(f'{row} selected on the {"upper" if way == "up" else "lower"} edge of '
+                  f'{"LR" if i == 0 else GRIDS[row][1]}: extending that axis for both '
+                  'methods', flush=True)
+            for ax in axes.values():
+                ax[i] = extend(ax[i], max(ax[i]) if way == 'up' else min(ax[i]))
+    return best, axes, runs
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--bits', type=int, default=3)
+    p.add_argument('--seeds', default='0,1,2')
+    p.add_argument('--qat-iters', type=int, default=450)
+    p.add_argument('--fp-iters', type=int, default=6000)
+    p.add_argument('--fp-ckpt', default=None,
+                   help='an FP checkpoint of that config trained --fp-iters on --data')
+    p.add_argument('--data', default=None, help='default: <work-dir>/synthetic_coco_160')
+    p.add_argument('--work-dir', default='work_dirs/recipe_study')
+    p.add_argument('--out', default='docs/results')
+    p.add_argument('--report-only', action='store_true')
+    p.add_argument('--smoke', action='store_true')
+    a = p.parse_args()
+    wd = osp.abspath(a.work_dir if not a.smoke or a.work_dir != 'work_dirs/recipe_study'
+                     else 'work_dirs/recipe_study_smoke')
+    argv = ['--fp-iters', str(a.fp_iters), '--qat-iters', str(a.qat_iters), '--seeds',
+            a.seeds, '--work-dir', wd, '--out', osp.join(wd, 'report')]
+    args = ls.parse(argv + (['--data', osp.abspath(a.data)] if a.data else []) +
+                    (['--smoke'] if a.smoke else []))
+    args.bits = a.bits
+    out = osp.abspath(osp.join(wd, 'report') if a.smoke else a.out)
+    os.chdir(ls.ROOT)
+    t0 = time.time()
+    if not osp.isfile(osp.join(args.data, 'annotations', 'instances_test.json')):
+        from mmtrs.datasets import make_synthetic_coco
+        make_synthetic_coco(args.data, num_train=args.num_train, num_val=args.num_val,
+                            num_test=args.num_test, img_size=args.size, seed=0,
+                            progress=False)
+    fp = ls.fp_run(args)
+    if a.fp_ckpt and not fp.done():  # a given checkpoint stands in for the FP run
+        os.makedirs(fp.work_dir, exist_ok=True)
+        with open(osp.join(fp.work_dir, 'result.json'), 'w') as f:
+            json.dump(dict(val=[], best_val=float('nan'), best_iter=None, test={},
+                           checkpoint=osp.abspath(a.fp_ckpt),
+                           last_checkpoint=osp.abspath(a.fp_ckpt), seconds=0, tr=[]), f)
+
+    def run(rs):
+        if not a.report_only:
+            execute(rs, 2, 1, False)
+
+    if not a.report_only:
+        execute([fp], 1, 2, False)
+    study = Study(args, fp)
+    s0, later = args.seeds[0], args.seeds[1:]
+    best, axes, grid = search(study, run, s0)
+    rows = {row: [best[row]] for row in GRIDS if best[row] is not None}
+    complete = all(r.done() for rs in grid.values() for r in rs)
+    extra = []
+    if complete:
+        sgd, sgdt = best['SGD'], best['SGDT']
+        rows['SGD'] += [study.grid('SGD', sgd.lr_mult, sgd.knob_mult, s) for s in later]
+        rows['SGDT'] += [study.grid('SGDT', sgdt.lr_mult, sgdt.knob_mult, s) for s in later]
+        with open(osp.join(sgdt.work_dir, 'talr_trajectory.json')) as f:
+            rec = json.load(f)
+        warm, peak, t_peak = warmup_trajectory(rec['talr'], rec['lr'])
+        warm_file = osp.join(study.root, 'warmup_trajectory.json')
+        with open(warm_file, 'w') as f:
+            json.dump(dict(talr=warm, peak_mult=peak, peak_step=t_peak), f)
+        rec_file = osp.join(sgdt.work_dir, 'talr_trajectory.json')
+        rows['replay'] = [study.replayed('replay', sgdt.lr_mult, rec_file, s)
+                          for s in args.seeds]
+        rows['warm-up'] = [study.replayed('warm-up', sgdt.lr_mult, warm_file, s)
+                           for s in args.seeds]
+        rows['FP fine-tune'] = [study.fp_finetune(sgd.lr_mult, s) for s in args.seeds]
+        extra = [study.grid(r.row, r.lr_mult, r.knob_mult, s0, iters=2 * args.qat_iters)
+                 for r in (sgd, sgdt)]
+        # priority: the paired seeds first, then the controls, FP fine-tune, length
+        first = lambda rs: rs[1:] if len(rs) > 1 else rs  # noqa: E731
+        order = (first(rows['SGD']) + first(rows['SGDT']) + rows['replay'][1:] +
+                 rows['warm-up'][1:] + rows['FP fine-tune'][:1] + rows['replay'][:1] +
+                 rows['warm-up'][:1] + extra + rows['FP fine-tune'][1:])
+        run(order)
+    lines, data = report_study(args, fp, grid, axes, rows, extra)
+    data['minutes'] = study_wall_minutes([fp] + [r for rs in grid.values() for r in rs] +
+                                         [r for rs in rows.values() for r in rs] + extra)
+    os.makedirs(out, exist_ok=True)
+    report.write_report(osp.join(out, 'recipe_study'), lines, data)
+    print('\n'.join(lines))
+    print(f'\nrecipe study: {(time.time() - t0) / 60:.1f} min this invocation; '
+          f'{data["minutes"] or 0:.0f} min from the first run start to the last run end')
+
+
+# ---- report ---------------------------------------------------------------------------
+
+def val_ap(r):
+    return r.result()['best_val'] if r.done() else float('nan')
+
+
+def grid_table(row, runs, axes, selected):
+    knob = GRIDS[row][1]
+    cell = {(r.lr_mult, r.knob_mult): r for r in runs}
+
+    def text(m, k):
+        if (m, k) not in cell:
+            return '-'
+        v = f'{val_ap(cell[(m, k)]):.1f}'
+        return f'**{v}**' if cell[(m, k)] is selected else v
+
+    header = [f'{row}: LR \\ {knob}'] + [f'x{k:.3g}' for k in axes[1]]
+    body = [[f'{BASE_LR * m:.3g} (x{m:g})'] + [text(m, k) for k in axes[1]]
+            for m in axes[0]]
+    return report.md_table(header, body)
+
+
+def setting(r):
+    if r.row in GRIDS:
+        return f'LR {BASE_LR * r.lr_mult:.3g}, {GRIDS[r.row][1]} {r.knob_mult:.3g}'
+    return f'LR {BASE_LR * r.lr_mult:.3g}'
+
+
+def report_study(args, fp, grid, axes, rows, extra):
+    done = {row: {r.seed: r.test_ap() for r in rs if r.done()} for row, rs in rows.items()}
+    ft = done.get('FP fine-tune', {})
+    ft_mean = statistics.mean(ft.values()) if ft else None
+    lines = [f'W{args.bits}A{args.bits} light model (MobileNetV2 0.5x RetinaNet, 160 px), '
+             f'{args.qat_iters} QAT iterations, FP start {args.fp_iters} iterations.', '']
+    fp_val = fp.result()['val'] if fp.done() else []
+    if fp_val:
+        lines += ['FP start, val AP every 500 iterations: ' +
+                  ', '.join(f'{v:.1f}' for _, v in fp_val) +
+                  f'; test AP {fp.test_ap():.1f}', '']
+    elif fp.done():
+        lines += [f'FP start: {fp.checkpoint()} (given)', '']
+    lines += ['Val AP at seed 0 (bold: selected):', '']
+    for row in GRIDS:
+        sel = rows[row][0] if rows.get(row) else None
+        lines += grid_table(row, grid.get(row, []), axes[row], sel) + ['']
+    table, data_rows = [], []
+    for row in ROWS:
+        rs = rows.get(row, [])
+        if not rs or not done[row]:
+            continue
+        test = list(done[row].values())
+        vs = {ref: stats.paired(done[ref], done[row]) if row != ref else None
+              for ref in ('SGD', 'SGDT')}
+        frac = f'{statistics.mean(test) / ft_mean:.2f}' if ft_mean and row != \
+            'FP fine-tune' else '-'
+        table.append([row, setting(rs[0]), ','.join(map(str, sorted(done[row]))),
+                      report.mean_std_cell(test), report.ci_cell(vs['SGD']),
+                      report.wins_cell(vs['SGD']), report.ci_cell(vs['SGDT']), frac])
+        data_rows.append(dict(row=row, setting=setting(rs[0]), test=done[row],
+                              val_curves={r.seed: r.result()['val'] for r in rs
+                                          if r.done()},
+                              vs_sgd=vs['SGD'], vs_sgdt=vs['SGDT']))
+    lines += ['Test AP of the selected settings (best-val checkpoint), paired by seed:', '']
+    lines += report.md_table(['row', 'setting', 'seeds', 'test AP', 'vs SGD (95% CI)',
+                              'wins', 'vs SGDT (95% CI)', 'of FP fine-tune'], table)
+    sgdt = [r for r in rows.get('SGDT', []) if r.done()]
+    errors = [e for e in (stats.tracking_error(r.result()['tr']) for r in sgdt) if e]
+    lines += ['', 'SGDT tracking |K - R| / R, mean / late (60-90% of the run): '
+              f'{report.tracking_cell(errors)}']
+    rep = {r.seed: r for r in rows.get('replay', []) if r.done()}
+    if sgdt and s0_of(sgdt) in rep:
+        r0 = rep[s0_of(sgdt)]
+        lines.append(f'Replay at the recorded seed (mechanism check): test AP '
+                     f'{r0.test_ap():.1f} vs SGDT {sgdt[0].test_ap():.1f}')
+    for r in extra:
+        if r.done():
+            lines.append(f'Length: {r.row} at {2 * args.qat_iters} iterations (seed '
+                         f'{r.seed}): val ' + ' '.join(f'{v:.1f}' for _, v in
+                                                       r.result()['val']) +
+                         f'; test AP {r.test_ap():.1f}')
+    lines += ['', 'Val AP curves (every {} iterations):'.format(max(1, args.qat_iters // 6))]
+    for d in data_rows:
+        lines.append(f'  {d["row"]}: ' + '; '.join(
+            ' '.join(f'{v:.1f}' for _, v in c) for c in d['val_curves'].values()))
+    data = dict(bits=args.bits, qat_iters=args.qat_iters, fp_iters=args.fp_iters,
+                fp_val=fp_val, grids={row: [dict(lr_mult=r.lr_mult, knob_mult=r.knob_mult,
+                                                  val=val_ap(r)) for r in rs]
+                                      for row, rs in grid.items()},
+                rows=data_rows, tracking=errors,
+                length=[dict(row=r.row, val=r.result()['val'], test=r.test_ap())
+                        for r in extra if r.done()])
+    return lines, data
+
+
+def s0_of(runs):
+    return runs[0].seed
+
+
+if __name__ == '__main__':
+    sys.exit(main())
