@@ -163,6 +163,8 @@ def qat_options(method, value, iters, smoke):
             opts.append(f'optim_wrapper.{k}={n}')
     if knob == 'lr':
         opts.append(f'optim_wrapper.optimizer.lr={value:.6g}')
+        if n_sched == 2:  # R^0 as measured, whatever the config's default multiple
+            opts.append('optim_wrapper.auto_target_scale=1')
     elif knob == 'r0':
         opts.append(f'optim_wrapper.auto_target_scale={value:.6g}')
     elif knob == 'qlr':

@@ -15,7 +15,8 @@ optim_wrapper = dict(
     tr_momentum=0.99,       # m of Eq. 10 (paper)
     init_talr=None,         # U^0 = optimizer lr (0.01)
     eta='auto',             # U^0 / (R^0 * eta_adapt_iters)
-    init_target='auto',     # R^0 measured under the ordinary LR
+    init_target='auto',     # R^0 measured under the ordinary LR ...
+    auto_target_scale=3.0,  # ... times 3 (the shipped recipe)
     auto_target_iters=1000,
     eta_adapt_iters=1000,
     per_layer=False,

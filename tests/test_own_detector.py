@@ -144,7 +144,7 @@ W4A4_POLICY = dict(w_bits=4, a_bits=4, init_mult=3.0,
                    act_signed='auto', learn_weight_scale=True, learn_act_scale=True)
 #: configs/_base_/quant/recipe.py's TRSOptimWrapper keys, written out
 TR_KEYS = dict(tr_momentum=0.99, init_talr=None, eta='auto', init_target='auto',
-               auto_target_iters=1000, eta_adapt_iters=1000, per_layer=False,
+               auto_target_scale=3.0, auto_target_iters=1000, eta_adapt_iters=1000, per_layer=False,
                bias_correction=True)
 
 

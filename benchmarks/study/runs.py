@@ -64,6 +64,9 @@ def finetune(iters, batch, trs=False):
     if trs:
         opts += [f'optim_wrapper.{k}={max(1, round(v * iters / DEMO_QAT_ITERS))}'
                  for k, v in DEMO_TRS_ITERS.items()]
+        # these studies measured the paper's form, R^0 = the TR measured under the LR
+        # (the configs' default R^0 multiple may differ)
+        opts.append('optim_wrapper.auto_target_scale=1')
     return opts
 
 

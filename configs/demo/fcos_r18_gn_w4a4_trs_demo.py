@@ -51,6 +51,7 @@ optim_wrapper = dict(
     init_talr=None,
     eta='auto',
     init_target='auto',
+    auto_target_scale=3.0,
     auto_target_iters=30,
     eta_adapt_iters=50,
     per_layer=False,

@@ -16,7 +16,7 @@ optim_wrapper = dict(
     init_talr=None,         # U^0 = the ordinary LR when the measurement ends
     eta='auto',             # U^0 / (R^0 * eta_adapt_iters)
     init_target='auto',     # R^0 measured under the ordinary LR ...
-    auto_target_scale=1.0,  # ... times this factor
+    auto_target_scale=3.0,  # ... times this factor (the shipped recipe)
     auto_target_iters=30,
     eta_adapt_iters=10,
     controller='additive',  # the paper's Eq. 11 ('log': multiplicative, beyond the paper)

@@ -20,6 +20,7 @@ optim_wrapper = dict(
     init_talr=None,        # U^0 (None = the ordinary LR when the measurement ends)
     eta='auto',            # eta of Eq. 11: U^0 / (R^0 * eta_adapt_iters)
     init_target='auto',    # R^0 measured; `target_tr` below then scales it (1 -> 0)
+    auto_target_scale=3.0,  # R^0 = 3x the measured TR (the shipped recipe)
     auto_target_iters=30,
     eta_adapt_iters=50,
     per_layer=False,       # one global (K, U) pair

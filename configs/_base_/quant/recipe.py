@@ -15,7 +15,7 @@ quant_recipe = dict(
     # the paper, R^0 measured under the ordinary LR over the first 1000 steps and
     # eta = U^0 / (R^0 * 1000) (docs/tr_scheduling.md). A short run wants shorter ones.
     tr=dict(tr_momentum=0.99, init_talr=None, eta='auto', init_target='auto',
-            auto_target_iters=1000, eta_adapt_iters=1000, per_layer=False,
+            auto_target_scale=3.0, auto_target_iters=1000, eta_adapt_iters=1000, per_layer=False,
             bias_correction=True),
     # TransitionRateHook (logs tr/* scalars), under plain QAT too
     tr_hook=dict(interval=500))
