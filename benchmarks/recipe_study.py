@@ -16,7 +16,8 @@ Protocol (every run resumable: one whose result.json exists is reused):
       SGDT: LR x{3, 9, 27} of 3e-3   x  R^0 multiple {1, 3, 9} of the TR measured under
             that LR (`auto_target_scale`); U^0 = that LR
     centred on the one-knob optima of earlier runs. If a selected point lies on an edge,
-    that axis is extended one step (x3) outward for both methods alike, up to twice.
+    that axis is extended one step (x3) outward for both methods alike, up to
+    --max-extensions times (--extend-edge-method-only: for that method alone).
  3. Seeds: both selected settings at --seeds (paired: same FP start, data order).
  4. Controls, on plain SGD at SGDT's selected LR with SGDT's frozen weight scales:
       replay:  the quantized weights step with the TALR U(t) recorded from the selected
@@ -56,7 +57,6 @@ GRIDS = {
     'SGD': ('sgd', 'quant_weight_lr_mult', (9, 27, 81), (1 / 3, 1, 3)),
     'SGDT': ('trs', 'auto_target_scale', (3, 9, 27), (1, 3, 9)),
 }
-MAX_EXTENSIONS = 2
 FP_FT_CFG = 'configs/demo/retinanet_mbv2_fp_ft_demo.py'
 ROWS = ('SGD', 'SGDT', 'replay', 'warm-up', 'FP fine-tune')
 
@@ -147,12 +147,13 @@ def extend(axis, value):
 
 
 def search(study, run, s0):
-    """The seed-0 grids, extended on an edge optimum (both methods alike); returns
+    """The seed-0 grids, extended on an edge optimum (both methods alike, or with
+    --extend-edge-method-only the method at the edge alone); returns
     ({row: selected run}, {row: [LR axis, knob axis]}, [every grid run])."""
-    smoke = study.args.smoke
-    axes = {row: [[g[2][1]], [g[3][1]]] if smoke else [list(g[2]), list(g[3])]
+    args = study.args
+    axes = {row: [[g[2][1]], [g[3][1]]] if args.smoke else [list(g[2]), list(g[3])]
             for row, g in GRIDS.items()}
-    for n in range(MAX_EXTENSIONS + 1):
+    for n in range(args.max_extensions + 1):
         runs = {row: [study.grid(row, a, k, s0) for a in ax[0] for k in ax[1]]
                 for row, ax in axes.items()}
         run([r for rs in runs.values() for r in rs])
@@ -165,15 +166,16 @@ def search(study, run, s0):
                 ax = axes[row][i]
                 if len(ax) > 1 and v in (min(ax), max(ax)):
                     edges.add((i, 'up' if v == max(ax) else 'down', row))
-        if not edges or n == MAX_EXTENSIONS:
+        if not edges or n == args.max_extensions:
             if edges:
                 print(f'WARNING: optimum still on an edge after {n} extensions: {edges}')
             return best, axes, runs
         for i, way, row in sorted(edges):
+            alike = not args.extend_edge_method_only
             print(f'{row} selected on the {"upper" if way == "up" else "lower"} edge of '
-                  f'{"LR" if i == 0 else GRIDS[row][1]}: extending that axis for both '
-                  'methods', flush=True)
-            for ax in axes.values():
+                  f'{"LR" if i == 0 else GRIDS[row][1]}: extending that axis for '
+                  f'{"both methods" if alike else row}', flush=True)
+            for ax in axes.values() if alike else [axes[row]]:
                 ax[i] = extend(ax[i], max(ax[i]) if way == 'up' else min(ax[i]))
     return best, axes, runs
 
@@ -190,6 +192,12 @@ def main():
     p.add_argument('--data', default=None, help='default: <work-dir>/synthetic_coco_160')
     p.add_argument('--work-dir', default='work_dirs/recipe_study')
     p.add_argument('--out', default='docs/results')
+    p.add_argument('--max-extensions', type=int, default=2,
+                   help='how often a grid axis is extended past an edge optimum')
+    p.add_argument('--extend-edge-method-only', action='store_true',
+                   help='extend only the grid of the method whose optimum is on the edge '
+                        '(more trials for it than for the other: the comparison is then '
+                        "biased towards it; say so where it is reported)")
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
@@ -199,7 +207,8 @@ def main():
             a.seeds, '--work-dir', wd, '--out', osp.join(wd, 'report')]
     args = ls.parse(argv + (['--data', osp.abspath(a.data)] if a.data else []) +
                     (['--smoke'] if a.smoke else []))
-    args.bits = a.bits
+    args.bits, args.max_extensions = a.bits, a.max_extensions
+    args.extend_edge_method_only = a.extend_edge_method_only
     out = osp.abspath(osp.join(wd, 'report') if a.smoke else a.out)
     os.chdir(ls.ROOT)
     t0 = time.time()
@@ -303,7 +312,9 @@ def report_study(args, fp, grid, axes, rows, extra):
                   f'; test AP {fp.test_ap():.1f}', '']
     elif fp.done():
         lines += [f'FP start: {fp.checkpoint()} (given)', '']
-    lines += ['Val AP at seed 0 (bold: selected):', '']
+    lines += ['Val AP at seed 0 (bold: selected); trials: ' +
+              ', '.join(f'{row} {sum(r.done() for r in grid.get(row, []))}'
+                        for row in GRIDS) + ':', '']
     for row in GRIDS:
         sel = rows[row][0] if rows.get(row) else None
         lines += grid_table(row, grid.get(row, []), axes[row], sel) + ['']

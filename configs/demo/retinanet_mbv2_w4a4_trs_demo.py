@@ -3,7 +3,7 @@
 # target R is cosine-decayed to 0 over the run. Same start point, iterations and LR
 # schedule (for every non-quantized parameter) as retinanet_mbv2_w4a4_sgd_demo.py.
 # R^0 = auto_target_scale x the running TR measured under the ordinary LR over the first
-# 30 steps (the study tunes auto_target_scale over {1/3, 1, 3, 9}); U^0 = the ordinary LR.
+# 30 steps (3: the shipped recipe, docs/tr_scheduling.md); U^0 = the ordinary LR.
 # eta_adapt_iters=10: with the R18 demo's 50, K drifted to 13x R late in the run on this
 # model; with 10, K/R stays near 1. controller='log' is the beyond-the-paper variant.
 _base_ = ['./retinanet_mbv2_w4a4_sgd_demo.py']
