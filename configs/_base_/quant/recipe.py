@@ -12,10 +12,11 @@ quant_recipe = dict(
     # scales frozen, target TR cosine-decayed to 0 over the run); False: plain QAT.
     trs=False,
     # TRSOptimWrapper keys, those of configs/retinanet_r50_w4a4_trs.py: m of Eq. 10 as in
-    # the paper, R^0 measured under the ordinary LR over the first 1000 steps and
-    # eta = U^0 / (R^0 * 1000) (docs/tr_scheduling.md). A short run wants shorter ones.
+    # the paper, R^0 = 3x the TR measured under the ordinary LR over the first 1000 steps
+    # (the shipped recipe) and eta = U^0 / (R^0 * 1000) (docs/tr_scheduling.md). A short
+    # run wants shorter windows.
     tr=dict(tr_momentum=0.99, init_talr=None, eta='auto', init_target='auto',
-            auto_target_scale=3.0, auto_target_iters=1000, eta_adapt_iters=1000, per_layer=False,
-            bias_correction=True),
+            auto_target_scale=3.0, auto_target_iters=1000, eta_adapt_iters=1000,
+            per_layer=False, bias_correction=True),
     # TransitionRateHook (logs tr/* scalars), under plain QAT too
     tr_hook=dict(interval=500))
