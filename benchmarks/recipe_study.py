@@ -35,9 +35,10 @@ Protocol (every run resumable: one whose result.json exists is reused):
     rise at --qat-iters?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, seeds, controls, FP fine-tune, length), 2 at a time, 1
-torch thread each: about 30 QAT runs of 5 minutes at 450 iterations (75 min on 2 cores),
-plus 100 min for the FP start without --fp-ckpt. The report (--out/recipe_study.md,
-.json) is written from whatever has finished.
+torch thread each. Measured on 2 cores (AMD EPYC, 2026-12-04) with --max-extensions 1
+--extend-edge-method-only: 140 min from nothing (FP start 28 min; 41 QAT runs of about
+5 min, 9 at 900 iterations). The report (--out/recipe_study.md, .json) is written from
+whatever has finished.
 """
 import argparse
 import json
