@@ -36,8 +36,8 @@ Protocol (every run resumable: one whose result.json exists is reused):
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, seeds, controls, FP fine-tune, length), 2 at a time, 1
 torch thread each. Measured on 2 cores (AMD EPYC, 2026-12-04) with --max-extensions 1
---extend-edge-method-only: 140 min from nothing (FP start 28 min; 41 QAT runs of about
-5 min, 9 at 900 iterations). The report (--out/recipe_study.md, .json) is written from
+--extend-edge-method-only: 140 min from nothing (FP start 28 min; 40 QAT runs of about
+5 min, 2 of them 900 iterations). The report (--out/recipe_study.md, .json) is written from
 whatever has finished.
 """
 import argparse
