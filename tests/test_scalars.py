@@ -30,3 +30,20 @@ def test_resumed_run_is_stitched_and_rerun_replaces(tmp_path):
 def test_empty_work_dir(tmp_path):
     assert read_scalars(str(tmp_path)) == []
     assert final_metrics(str(tmp_path)) is None
+
+
+def test_val_records_before_the_resume_point_are_kept(tmp_path):
+    # MMEngine logs val metrics with step 0 in an iteration-based loop. Evaluated at 20
+    # and 40, killed after 50, resumed from the iter-20 checkpoint: the evaluation at 20
+    # stays, the one at 40 is replaced by the resumed run's
+    def val(ap):
+        return {'coco/bbox_mAP': ap, 'step': 0}
+
+    def train(i):
+        return {'iter': i, 'step': i}
+
+    write_run(tmp_path, '20260101_000000',
+              [train(10), train(20), val(0.1), train(30), train(40), val(0.2), train(50)])
+    write_run(tmp_path, '20260101_010000', [train(30), train(40), val(0.3)])
+    recs = read_scalars(str(tmp_path))
+    assert recs == [train(10), train(20), val(0.1), train(30), train(40), val(0.3)]

@@ -15,22 +15,22 @@ def read_scalars(work_dir):
 
     A run resumed into the same work dir (`--resume`) writes a new timestamp dir that
     starts at the resumed iteration: runs are stitched in time order, a later run
-    replacing the earlier records from its first iteration on (a fresh re-run, starting
-    at iteration 1, therefore replaces everything)."""
+    replacing the earlier records from its first training iteration on (a fresh re-run,
+    starting at iteration 1, therefore replaces everything). Validation records carry no
+    iteration (MMEngine logs them with step 0 in an iteration-based loop): those logged
+    before the cut are kept, the later ones go with the iterations they followed."""
     records = []
     for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
         with open(path) as f:
             run = [json.loads(line) for line in f if line.strip()]
-        steps = [_step(r) for r in run if _step(r) is not None]
-        if steps:
-            first = min(steps)
-            records = [r for r in records if (_step(r) or 0) < first]
+        iters = [r['iter'] for r in run if 'iter' in r]
+        if iters:
+            first = min(iters)
+            cut = next((i for i, r in enumerate(records) if r.get('iter', -1) >= first),
+                       len(records))
+            records = records[:cut]
         records += run
     return records
-
-
-def _step(record):
-    return record.get('iter', record.get('step'))
 
 
 def final_metrics(work_dir):
