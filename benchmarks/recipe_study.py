@@ -242,13 +242,13 @@ def main():
         sgd, sgdt = best['SGD'], best['SGDT']
         rows['SGD'] += [study.grid('SGD', sgd.lr_mult, sgd.knob_mult, s) for s in later]
         rows['SGDT'] += [study.grid('SGDT', sgdt.lr_mult, sgdt.knob_mult, s) for s in later]
-        with open(osp.join(sgdt.work_dir, 'talr_trajectory.json')) as f:
+        rec_file = osp.join(sgdt.work_dir, 'talr_trajectory.json')
+        with open(rec_file) as f:
             rec = json.load(f)
         warm, peak, t_peak = warmup_trajectory(rec['talr'], rec['lr'])
         warm_file = osp.join(study.root, 'warmup_trajectory.json')
         with open(warm_file, 'w') as f:
             json.dump(dict(talr=warm, peak_mult=peak, peak_step=t_peak), f)
-        rec_file = osp.join(sgdt.work_dir, 'talr_trajectory.json')
         rows['replay'] = [study.replayed('replay', sgdt.lr_mult, rec_file, s)
                           for s in args.seeds]
         rows['warm-up'] = [study.replayed('warm-up', sgdt.lr_mult, warm_file, s)
@@ -260,8 +260,7 @@ def main():
         extra = [study.grid(r.row, r.lr_mult, r.knob_mult, s0, iters=2 * args.qat_iters)
                  for r in (sgd, sgdt)]
         # priority: the paired seeds first, then the controls, FP fine-tune, length
-        first = lambda rs: rs[1:] if len(rs) > 1 else rs  # noqa: E731
-        order = (first(rows['SGD']) + first(rows['SGDT']) + rows['replay'][1:] +
+        order = (rows['SGD'][1:] + rows['SGDT'][1:] + rows['replay'][1:] +
                  rows['warm-up'][1:] + rows['FP fine-tune'][:1] + rows['replay'][:1] +
                  rows['warm-up'][:1] + extra + rows['FP fine-tune'][1:])
         run(order)
@@ -347,8 +346,8 @@ def report_study(args, fp, grid, axes, rows, extra):
     lines += ['', 'SGDT tracking |K - R| / R, mean / late (60-90% of the run): '
               f'{report.tracking_cell(errors)}']
     rep = {r.seed: r for r in rows.get('replay', []) if r.done()}
-    if sgdt and s0_of(sgdt) in rep:
-        r0 = rep[s0_of(sgdt)]
+    if sgdt and sgdt[0].seed in rep:
+        r0 = rep[sgdt[0].seed]
         lines.append(f'Replay at the recorded seed (mechanism check): test AP '
                      f'{r0.test_ap():.1f} vs SGDT {sgdt[0].test_ap():.1f}')
     for r in extra:
@@ -369,10 +368,6 @@ def report_study(args, fp, grid, axes, rows, extra):
                 length=[dict(row=r.row, val=r.result()['val'], test=r.test_ap())
                         for r in extra if r.done()])
     return lines, data
-
-
-def s0_of(runs):
-    return runs[0].seed
 
 
 if __name__ == '__main__':
