@@ -47,13 +47,16 @@ import os.path as osp
 import statistics
 import sys
 import time
+from fractions import Fraction
 
 import light_study as ls
 from study import report, stats
 from study.runs import TestedRun, data_options, execute, study_wall_minutes
 
 BASE_LR = 3e-3
-# method -> (config optimizer, second knob, LR multiples, second-knob multiples)
+DEFAULT_QAT_ITERS = 450
+# method -> (config optimizer, second knob, LR multiples, second-knob multiples); --grid
+# recentres one
 GRIDS = {
     'SGD': ('sgd', 'quant_weight_lr_mult', (9, 27, 81), (1 / 3, 1, 3)),
     'SGDT': ('trs', 'auto_target_scale', (3, 9, 27), (1, 3, 9)),
@@ -78,7 +81,8 @@ class Study:
     def _run(self, row, cfg, lr_mult, knob_mult, seed, opts, iters=None):
         a = self.args
         tag = f'lr{lr_mult:.4g}' + ('' if knob_mult is None else f'_k{knob_mult:.4g}')
-        if iters:
+        iters = iters or a.qat_iters
+        if iters != DEFAULT_QAT_ITERS:  # runs of another length never stand in for these
             tag += f'_{iters}it'
         wd = osp.join(self.root, row.replace(' ', '_'), tag, f'seed{seed}')
         return StudyRun(row, lr_mult, knob_mult, seed, cfg, wd,
@@ -147,6 +151,19 @@ def extend(axis, value):
     return sorted(axis + [value * 3 if value == max(axis) else value / 3])
 
 
+def set_grid(text):
+    """`ROW:LRS:KNOBS` (comma lists, fractions allowed) replaces GRIDS[ROW]'s axes."""
+    try:
+        row, lrs, knobs = text.split(':')
+        axes = [tuple(float(Fraction(v)) for v in x.split(',')) for x in (lrs, knobs)]
+    except ValueError as e:
+        raise SystemExit(f'--grid {text!r}: expected ROW:LRS:KNOBS, e.g. '
+                         f'SGD:81,243,729:1/27,1/9,1/3 ({e})')
+    if row not in GRIDS:
+        raise SystemExit(f'--grid {text!r}: ROW must be one of {sorted(GRIDS)}')
+    GRIDS[row] = GRIDS[row][:2] + tuple(axes)
+
+
 def search(study, run, s0):
     """The seed-0 grids, extended on an edge optimum (both methods alike, or with
     --extend-edge-method-only the method at the edge alone); returns
@@ -186,7 +203,7 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--bits', type=int, default=3)
     p.add_argument('--seeds', default='0,1,2')
-    p.add_argument('--qat-iters', type=int, default=450)
+    p.add_argument('--qat-iters', type=int, default=DEFAULT_QAT_ITERS)
     p.add_argument('--fp-iters', type=int, default=6000)
     p.add_argument('--fp-ckpt', default=None,
                    help='an FP checkpoint of that config trained --fp-iters on --data')
@@ -199,9 +216,14 @@ def main():
                    help='extend only the grid of the method whose optimum is on the edge '
                         '(more trials for it than for the other: the comparison is then '
                         "biased towards it; say so where it is reported)")
+    p.add_argument('--grid', action='append', default=[], metavar='ROW:LRS:KNOBS',
+                   help='recentre a method\'s grid, e.g. SGD:81,243,729:1/27,1/9,1/3 '
+                        '(LR multiples of 3e-3 : second-knob multiples)')
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
+    for g in a.grid:
+        set_grid(g)
     wd = osp.abspath(a.work_dir if not a.smoke or a.work_dir != 'work_dirs/recipe_study'
                      else 'work_dirs/recipe_study_smoke')
     argv = ['--fp-iters', str(a.fp_iters), '--qat-iters', str(a.qat_iters), '--seeds',
@@ -268,7 +290,9 @@ def main():
     data['minutes'] = study_wall_minutes([fp] + [r for rs in grid.values() for r in rs] +
                                          [r for rs in rows.values() for r in rs] + extra)
     os.makedirs(out, exist_ok=True)
-    report.write_report(osp.join(out, 'recipe_study'), lines, data)
+    name = 'recipe_study' + ('' if a.qat_iters == DEFAULT_QAT_ITERS or a.smoke
+                             else f'_{a.qat_iters}it')
+    report.write_report(osp.join(out, name), lines, data)
     print('\n'.join(lines))
     print(f'\nrecipe study: {(time.time() - t0) / 60:.1f} min this invocation; '
           f'{data["minutes"] or 0:.0f} min from the first run start to the last run end')

@@ -151,7 +151,18 @@ class TestedRun(Run):
         self.evaluate_best = evaluate_best
 
     def done(self):
-        return osp.isfile(osp.join(self.work_dir, 'result.json'))
+        if not osp.isfile(osp.join(self.work_dir, 'result.json')):
+            return False
+        spec_file = osp.join(self.work_dir, 'spec.json')
+        if osp.isfile(spec_file):  # a finished run is reused only for the same options
+            with open(spec_file) as f:
+                stored = json.load(f)
+            if stored['cfg'] != self.cfg or stored['options'] != self.cfg_options():
+                raise RuntimeError(
+                    f'{self.work_dir} holds a finished run of other settings than this '
+                    f'study asks for ({spec_file}); move it away or choose another '
+                    '--work-dir')
+        return True
 
     def result(self):
         with open(osp.join(self.work_dir, 'result.json')) as f:
