@@ -2,6 +2,7 @@
 
     python benchmarks/step_cost.py [--iters 20] [--batch 8] [--size 256]
                                    [--light-variants ...] [--light-sizes 160,320]
+                                   [--device cuda]
 
 Variants (same batch, same data, interleaved round-robin so machine noise hits all
 alike): FP, W4A4 QAT with plain SGD, W4A4 QAT with TR scheduling, and the same detector
@@ -29,7 +30,7 @@ import time
 import torch
 
 from variants import (add_allocator_arg, apply_allocator, build_variant, cpu_description,
-                      load_average, median_step_times, synthetic_batch)
+                      load_average, median_step_times, synchronize, synthetic_batch)
 
 
 def minor_faults_per_step(model, wrapper, data):
@@ -37,6 +38,17 @@ def minor_faults_per_step(model, wrapper, data):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     model.train_step(copy.copy(data), wrapper)
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def step_peak_memory(model, wrapper, data, device):
+    """Bytes of device memory one more training step takes at its peak above what was
+    allocated before it (activations, gradients, temporaries)."""
+    synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    model.train_step(copy.copy(data), wrapper)
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
 
 
 def main():
@@ -52,6 +64,10 @@ def main():
                         help="the light model's table ('' to skip it)")
     parser.add_argument('--light-sizes', default='160,320',
                         help='image sizes of the light table, comma-separated')
+    parser.add_argument('--device', default='cpu',
+                        help="'cuda' measures the ATen path on a GPU (the fused quantizer "
+                             'kernel is CPU-only); page faults are then replaced by the '
+                             "step's peak device memory above what it held before")
     add_allocator_arg(parser)
     args = parser.parse_args()
     names = args.variants.split(',')
@@ -59,6 +75,12 @@ def main():
     # the ratios depend on the CPU (vector extensions, cache, memory bandwidth), on the
     # allocator and on what else runs: all go on top of the table
     print(f'cpu: {cpu_description()}')
+    if torch.device(args.device).type == 'cuda':
+        props = torch.cuda.get_device_properties(args.device)
+        print(f'device: {props.name} (compute capability {props.major}.{props.minor}, '
+              f'{props.total_memory / 2 ** 30:.0f} GiB), torch {torch.__version__}, CUDA '
+              f'{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}, conv TF32 '
+              f'{torch.backends.cudnn.allow_tf32}')
     print(allocator)
     print(f'load before (1, 5, 15 min): {load_average()}')
     print_table(names, 'fp', args, args.size)
@@ -72,16 +94,24 @@ def print_table(names, base_name, args, size):
     """Build `names`, step them round-robin at `size` px and print their ratios to
     `base_name` (if measured), page faults, and the TR overhead and bookkeeping."""
     data = synthetic_batch(args.batch, size)
-    runs = {n: build_variant(n) for n in names}
-    med = median_step_times(runs, data, args.iters, args.warmup)
-    print(f'step cost, batch {args.batch}, {size}px, {args.iters} iters '
+    runs = {n: build_variant(n, args.device) for n in names}
+    med = median_step_times(runs, data, args.iters, args.warmup, args.device)
+    print(f'step cost on {args.device}, batch {args.batch}, {size}px, {args.iters} iters '
           f'(median; torch threads {torch.get_num_threads()}; load after: '
           f'{load_average()})')
-    faults = {n: minor_faults_per_step(*runs[n], data) for n in names}
+    on_gpu = torch.device(args.device).type == 'cuda'
+    extra = {n: step_peak_memory(*runs[n], data, args.device) if on_gpu else
+             minor_faults_per_step(*runs[n], data) for n in names}
     base = med.get(base_name)
     for n in names:
         ratio = f'{med[n] / base:.3f}x FP' if base else ''
-        print(f'  {n:<14} {med[n] * 1000:8.1f} ms  {ratio:<10}  {faults[n]:6d} page faults')
+        if on_gpu:
+            mem = f'{extra[n] / 2 ** 20:8.1f} MiB step peak'
+            if base_name in extra:
+                mem += f' ({extra[n] / extra[base_name]:.2f}x FP)'
+        else:
+            mem = f'{extra[n]:6d} page faults'
+        print(f'  {n:<14} {med[n] * 1000:8.1f} ms  {ratio:<10}  {mem}')
     sgd = next((n for n in names if n.endswith('qat_sgd')), None)
     trs = next((n for n in names if n.endswith('qat_trs')), None)
     if sgd and trs:
@@ -91,8 +121,10 @@ def print_table(names, base_name, args, size):
         counter = runs[trs][1].counter
         t = []
         for _ in range(args.iters):
+            synchronize(args.device)
             t0 = time.perf_counter()
             counter.count()
+            synchronize(args.device)
             t.append(time.perf_counter() - t0)
         book = statistics.median(t)
         print(f'  TR bookkeeping alone: {book * 1000:.2f} ms per step = '

@@ -171,8 +171,9 @@ def brevitas_qat(model):
 TOOLKIT = {'torchao_qat': torchao_qat, 'brevitas_qat': brevitas_qat}
 
 
-def build_variant(name):
-    """(model in train mode, optim wrapper) of a variant, seeded identically."""
+def build_variant(name, device='cpu'):
+    """(model in train mode on `device`, optim wrapper) of a variant, seeded
+    identically."""
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     if name not in CFG:
@@ -190,18 +191,26 @@ def build_variant(name):
     if name in TOOLKIT:
         TOOLKIT[name](model)
         optim = Config.fromfile(osp.join(ROOT, CFG[QAT_OPTIM_FROM])).optim_wrapper
-    model.train()
+    model.to(device).train()
     return model, build_optim_wrapper(model, copy.deepcopy(optim))
 
 
-def median_step_times(runs, data, iters, warmup):
+def synchronize(device):
+    """Wait for the device's queued kernels, so that a host timer measures them."""
+    if torch.device(device).type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def median_step_times(runs, data, iters, warmup, device='cpu'):
     """{variant: median seconds of a training step} for `runs` ({name: (model, wrapper)}),
     stepped round-robin so every variant sees the same machine state."""
     times = {n: [] for n in runs}
     for it in range(warmup + iters):
         for n, (model, wrapper) in runs.items():
+            synchronize(device)
             t0 = time.perf_counter()
             model.train_step(copy.copy(data), wrapper)
+            synchronize(device)
             if it >= warmup:
                 times[n].append(time.perf_counter() - t0)
     return {n: statistics.median(v) for n, v in times.items()}

@@ -404,8 +404,8 @@ class Quantizer(nn.Module):
         """
         from mmengine import dist
         x = x.detach().double()
-        moments = torch.stack([x.sum(), (x * x).sum(), torch.tensor(float(x.numel()),
-                                                                     dtype=torch.float64)])
+        moments = torch.stack([x.sum(), (x * x).sum(),
+                               x.new_tensor(float(x.numel()))])
         neg_min = -x.min()
         if self.kind == 'act' and dist.get_world_size() > 1:
             dist.all_reduce(moments, op='sum')
