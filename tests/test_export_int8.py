@@ -160,11 +160,60 @@ def test_every_quantized_conv_runs_as_qlinearconv(case, r18, mbv2, tmp_path):
         assert fused['qlinear_conv'] == calls
     # integer weights are still the QAT levels, bit for bit
     got = read_int8_tensors(proto)
+    limit = 64 if case.endswith('subset') else 127  # int16 pair sums stay unsaturated
     for lay in collect_quant_layers(model):
-        assert np.array_equal(got[lay.name]['levels'], lay.weight_levels().numpy()), lay.name
+        levels = lay.weight_levels().numpy()
+        assert np.array_equal(got[lay.name]['levels'], levels), lay.name
+        # stored as k x the levels, k as large as int8 allows: biases k times finer
+        k, m = got[lay.name]['refinement'], int(np.abs(levels).max())
+        assert k * m <= limit < (k + 1) * m or (k == 1 and m > limit // 2), lay.name
     if case == 'mbv2_exact':  # a ReLU6 before a 3-bit quantizer merged into its uint8 Clip
         merged = json.loads(metadata(proto)[META_RELU6])
         assert merged and set(merged.values()) == {6.0}
+
+
+def test_calibration_runs_the_folded_network(monkeypatch, tmp_path):
+    """The 8-bit re-quantization ranges are measured on the graph being rewritten: with
+    its BatchNorms folded into the convs, the tensors it calibrates must be those of
+    model_qcdq.onnx (BatchNorm statistics far from 0 / 1 here, as in a trained model;
+    measuring them without the folded scales and biases made ranges of another
+    network, which cost a trained W3A3 MobileNetV2 6.7 AP)."""
+    from onnx import TensorProto, helper
+    from mmtrs.export import int8_deploy
+    model = _calibrated(MBV2_W3A3, seed=2)
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+                m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.2)
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
+    qcdq = export_network(model, str(tmp_path / 'q.onnx'), 'qcdq', (1, 3, SIZE, SIZE))
+    x = np.random.default_rng(1).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32)
+    seen = {}
+    real = int8_deploy._calibrate
+
+    def spy(proto, tensors, calib_inputs, input_name):
+        seen['ranges'] = real(proto, tensors, calib_inputs, input_name)
+        return seen['ranges']
+
+    monkeypatch.setattr(int8_deploy, '_calibrate', spy)
+    to_int8(qcdq, [x])
+    names = sorted(seen['ranges'])
+    assert len(names) > 20
+    for t in names:
+        qcdq.graph.output.append(helper.make_tensor_value_info(t, TensorProto.FLOAT, None))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(qcdq.SerializeToString(), so,
+                                providers=['CPUExecutionProvider'])
+    for t, v in zip(names, sess.run(names, {'input': x})):
+        lo, hi = seen['ranges'][t]
+        span = float(v.max() - v.min())
+        # float folding may move a rare value across a rounding boundary: 2% slack
+        assert abs(lo - v.min()) <= 0.02 * span and abs(hi - v.max()) <= 0.02 * span, t
 
 
 def test_batchnorm_folded_into_per_channel_scales(r18):

@@ -25,7 +25,9 @@ rewrite, on the graph (node names `<layer>/<role>:<call>` of onnx_export.py):
    (onnxruntime then runs them as QLinearAdd) and of MaxPool/Resize (which then run on
    uint8 with their input's scale). These 8-bit re-quantizations are not in the QAT
    model: they are the approximation of this graph, measured by tools/verify_export.py.
-4. Biases become int32 levels round(b / (x_scale * w_scale)) with exactly that scale.
+4. Weight levels are stored times k = 127 // max|level| (weight_refinement; the scale
+   divided by k: the same weights), so that biases, int32 levels round(b / (x_scale *
+   w_scale)) with exactly that scale, are rounded k times finer.
 
 Per-channel weight scales may be negative (a negative BatchNorm gain); onnxruntime's
 QLinearConv handles them (tests/test_export_int8.py compares the outputs).
@@ -44,6 +46,8 @@ from .qdq_modules import LEVELS_SUFFIX
 META_GRID = 'mmtrs.int8_grid'
 #: metadata key: {uint8 Clip node: upper bound of the float Clip (ReLU6) merged into it}
 META_RELU6 = 'mmtrs.int8_relu6_merged'
+#: metadata key: {layer: k}: its int8 weights are k x the QAT levels (weight_refinement)
+META_REFINE = 'mmtrs.int8_weight_refinement'
 _QCONV = re.compile(r'^(?P<layer>.+)/(?P<op>Conv|Gemm|MatMul):(?P<call>\d+)$')
 #: ops that onnxruntime runs on uint8 directly when DQ -> op -> Q share scale and zp
 _SAME_GRID_OPS = ('MaxPool', 'Resize')
@@ -162,7 +166,31 @@ def _fold_batchnorm(gr, conv):
     bias = bias * factor + beta
     conv.output[0] = bn.output[0]
     gr.remove(bn)
+    _fold_in_float(gr, conv, factor, bias)
     return factor, bias
+
+
+def _fold_in_float(gr, conv, factor, bias):
+    """Put the folded BatchNorm into the graph at once, as a per-channel float weight
+    scale and a float bias: the calibration of the 8-bit re-quantizations runs this
+    graph, and without the BatchNorm its ranges would be those of another network.
+    `_quantize_weights_and_bias` later replaces both by their integer forms."""
+    from onnx import helper
+    wdq = gr.producers()[conv.input[1]]
+    w_scale = np.float64(gr.value(wdq.input[1]))
+    tag = f'{wdq.name}/folded'
+    s = gr.add_init(f'{tag}_scale', (w_scale * factor).astype(np.float32))
+    z = gr.add_init(f'{tag}_zero_point', np.zeros(factor.shape, np.int8))
+    new = helper.make_node('DequantizeLinear', [wdq.input[0], s, z], [wdq.output[0]],
+                           name=wdq.name, axis=0)
+    idx = list(gr.g.node).index(wdq)
+    gr.remove(wdq)
+    gr.g.node.insert(idx, new)
+    b = gr.add_init(f'{tag}_bias', bias.astype(np.float32))
+    if len(conv.input) > 2:
+        conv.input[2] = b
+    else:
+        conv.input.append(b)
 
 
 class _Act:
@@ -389,23 +417,42 @@ def _rename_input(node, old, new):
             node.input[i] = new
 
 
-def _quantize_weights_and_bias(gr, layer, call, conv, factor, bias):
-    """Per-channel (or per-tensor) int8 weight DequantizeLinear with zero point 0, and
-    the int32 bias with scale x_scale * w_scale."""
+def weight_refinement(levels, grid):
+    """The integer k by which a layer's weight levels are multiplied in the int8 file
+    (its weight scale divided by k: the same weights).
+
+    The int32 bias of a QLinearConv has the accumulator's step x_scale * w_scale; at 2-4
+    bits both steps are coarse, and rounding the folded bias to that step shifted every
+    output channel by up to half of it (a quarter of an output step at W3A3, about 7 AP
+    on a MobileNetV2 RetinaNet). k = 127 // max|level| (31 at 3 bits) makes that step k
+    times finer. On x86 CPUs without VNNI, onnxruntime's u8s8 kernels add pairs of
+    products in int16 (saturating): 2 * 135 * 127 stays below 32767 for the 'exact'
+    grid's uint8 activations (at most 135 up to 4 bits, signed ones centred on 128);
+    the 'subset' grid's reach 255, so there k is capped at 64 // max|level|."""
+    m = int(np.abs(levels).max()) if levels.size else 0
+    return max(1, (127 if grid == 'exact' else 64) // max(m, 1))
+
+
+def _quantize_weights_and_bias(gr, layer, call, conv, bias, grid):
+    """Per-channel (or per-tensor) int8 weight DequantizeLinear with zero point 0
+    (levels times `weight_refinement`), and the int32 bias with scale x_scale *
+    w_scale. Returns that refinement k."""
     from onnx import helper
     prod = gr.producers()
     wdq = prod[conv.input[1]]
     levels = wdq.input[0]
     if not levels.endswith(LEVELS_SUFFIX):
         raise ExportError(f'layer `{layer}`: weight is not an integer initializer.')
-    w_scale = np.float32(gr.value(wdq.input[1]))
-    channels = gr.value(levels).shape[0] if levels in gr.inits else None
-    if factor is not None:
-        w_scale = (np.float64(w_scale) * factor).astype(np.float32)
-        zp = np.zeros(channels, np.int8)
-    else:
-        w_scale = np.float32(w_scale)
-        zp = np.int8(0)
+    w_scale = gr.value(wdq.input[1])  # per channel once a BatchNorm is folded in
+    values = gr.value(levels)
+    k = weight_refinement(values, grid)
+    if k > 1:  # one refined copy per layer, shared by its calls (heads run per level)
+        refined = f'{levels}_x{k}'
+        if refined not in gr.inits:
+            gr.add_init(refined, (values.astype(np.int16) * k).astype(np.int8))
+        levels = refined
+    w_scale = (np.float64(w_scale) / k).astype(np.float32)
+    zp = np.zeros(w_scale.shape, np.int8) if w_scale.ndim else np.int8(0)
     tag = f'{layer}:{call}'
     s = gr.add_init(f'{tag}/weight_scale', w_scale)
     z = gr.add_init(f'{tag}/weight_zero_point', zp)
@@ -416,7 +463,7 @@ def _quantize_weights_and_bias(gr, layer, call, conv, factor, bias):
     gr.remove(wdq)
     gr.g.node.insert(idx, new)
     if bias is None:
-        return
+        return k
     xdq = prod[conv.input[0]]
     if xdq.op_type != 'DequantizeLinear':
         raise ExportError(f'layer `{layer}`: its input is not dequantized (internal).')
@@ -433,6 +480,7 @@ def _quantize_weights_and_bias(gr, layer, call, conv, factor, bias):
         conv.input[2] = out
     else:
         conv.input.append(out)
+    return k
 
 
 def _one_consumer_per_dq(gr):
@@ -579,9 +627,10 @@ def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input', int8_add
         _insert_requant(gr, t, g, f'{t}/requant')
     _toposort(gr)
     # node objects are copies once the node list is rebuilt: look them up again
+    refinement = {}
     for layer, call, conv in _quant_convs(gr):
-        factor, bias = folded[(layer, call)]
-        _quantize_weights_and_bias(gr, layer, call, conv, factor, bias)
+        refinement[layer] = _quantize_weights_and_bias(gr, layer, call, conv,
+                                                       folded[(layer, call)][1], grid)
     _one_consumer_per_dq(gr)
     _toposort(gr)
     _drop_unused(gr)
@@ -589,6 +638,7 @@ def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input', int8_add
     meta['mmtrs.variant'] = 'int8'
     meta[META_GRID] = grid
     meta[META_RELU6] = json.dumps(gr.relu6_merged)
+    meta[META_REFINE] = json.dumps(refinement)
     _set_metadata(proto, meta)
     onnx.checker.check_model(proto)
     return proto
@@ -625,20 +675,29 @@ def count_fusion(onnx_path, graph_opt='all', threads=1):
 
 
 def read_int8_tensors(proto):
-    """{layer: dict(levels=np.int8 array, w_scale (per channel after BatchNorm
-    folding), act_scale, act_zero_point, act_clip ([lo, hi] uint8 or None))} read back
-    from model_int8.onnx (the first call of each layer)."""
+    """{layer: dict(levels=np.int8 array (the QAT levels: the stored int8 divided by
+    `refinement`), w_scale (of those levels, per channel after BatchNorm folding),
+    refinement, act_scale, act_zero_point, act_clip ([lo, hi] uint8 or None))} read
+    back from model_int8.onnx (the first call of each layer)."""
     from onnx import numpy_helper
+
+    from .onnx_export import metadata
     g = proto.graph
     inits = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     nodes = {n.name: n for n in g.node}
+    refine = json.loads(metadata(proto).get(META_REFINE, '{}'))
     out = {}
     for node in g.node:
         name, _, role = node.name.rpartition('/')
         if role != 'weight_dequant:0':
             continue
-        row = dict(levels=inits[node.input[0]].astype(np.int8),
-                   w_scale=inits[node.input[1]])
+        k = refine.get(name, 1)
+        stored = inits[node.input[0]].astype(np.int16)
+        if np.any(stored % k):
+            raise ExportError(f'layer `{name}`: its int8 weights are not multiples of '
+                              f'their refinement {k} (metadata {META_REFINE}).')
+        row = dict(levels=(stored // k).astype(np.int8),
+                   w_scale=inits[node.input[1]] * np.float32(k), refinement=k)
         q = nodes.get(f'{name}/act_quant:0')
         if q is not None:
             row.update(act_scale=np.float32(inits[q.input[1]]),
