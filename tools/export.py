@@ -1,7 +1,7 @@
 """Export a QAT checkpoint for deployment (docs/export.md).
 
     python tools/export.py CONFIG CHECKPOINT --out DIR [--opset 17] [--input-size H W]
-        [--fp32] [--no-int4] [--no-int8] [--int8-grid {exact,subset}]
+        [--fp32] [--no-int4] [--no-int8] [--int8-grid {exact,subset}] [--int8-adds]
         [--calib-images 16] [--calib-split val] [--cfg-options k=v ...]
 
 Writes into DIR:

@@ -418,23 +418,23 @@ def _rename_input(node, old, new):
             node.input[i] = new
 
 
-def weight_refinement(levels, grid):
+def weight_refinement(levels, max_input):
     """The integer k by which a layer's weight levels are multiplied in the int8 file
     (its weight scale divided by k: the same weights).
 
     The int32 bias of a QLinearConv has the accumulator's step x_scale * w_scale; at 2-4
     bits both steps are coarse, and rounding the folded bias to that step shifted every
-    output channel by up to half of it (a quarter of an output step at W3A3, about 7 AP
-    on a MobileNetV2 RetinaNet). k = 127 // max|level| (31 at 3 bits) makes that step k
-    times finer. On x86 CPUs without VNNI, onnxruntime's u8s8 kernels add pairs of
-    products in int16 (saturating): 2 * 135 * 127 stays below 32767 for the 'exact'
-    grid's uint8 activations (at most 135 up to 4 bits, signed ones centred on 128);
-    the 'subset' grid's reach 255, so there k is capped at 64 // max|level|."""
-    m = int(np.abs(levels).max()) if levels.size else 0
-    return max(1, (127 if grid == 'exact' else 64) // max(m, 1))
+    output channel by up to half of it (a quarter of an output step at W3A3). k makes
+    that step k times finer: as large as int8 allows (127 // max|level|: 31 at 3 bits),
+    and small enough that onnxruntime's x86 kernels without VNNI, which add pairs of u8
+    x s8 products in saturating int16, cannot overflow: 2 * max_input * k * max|level|
+    <= 32767, max_input being the largest uint8 value the conv's input can hold (its
+    uint8 Clip's top, else 255)."""
+    m = max(int(np.abs(levels).max()) if levels.size else 0, 1)
+    return max(1, min(127 // m, 32767 // (2 * max_input * m)))
 
 
-def _quantize_weights_and_bias(gr, layer, call, conv, bias, grid):
+def _quantize_weights_and_bias(gr, layer, call, conv, bias):
     """Per-channel (or per-tensor) int8 weight DequantizeLinear with zero point 0
     (levels times `weight_refinement`), and the int32 bias with scale x_scale *
     w_scale. Returns that refinement k."""
@@ -446,7 +446,13 @@ def _quantize_weights_and_bias(gr, layer, call, conv, bias, grid):
         raise ExportError(f'layer `{layer}`: weight is not an integer initializer.')
     w_scale = gr.value(wdq.input[1])  # per channel once a BatchNorm is folded in
     values = gr.value(levels)
-    k = weight_refinement(values, grid)
+    xdq = prod[conv.input[0]]
+    if xdq.op_type != 'DequantizeLinear':
+        raise ExportError(f'layer `{layer}`: its input is not dequantized (internal).')
+    clip = prod.get(xdq.input[0])
+    top = int(gr.value(clip.input[2])) if clip is not None and clip.op_type == 'Clip' \
+        else 255
+    k = weight_refinement(values, top)
     if k > 1:  # one refined copy per layer, shared by its calls (heads run per level)
         refined = f'{levels}_x{k}'
         if refined not in gr.inits:
@@ -465,9 +471,6 @@ def _quantize_weights_and_bias(gr, layer, call, conv, bias, grid):
     gr.g.node.insert(idx, new)
     if bias is None:
         return k
-    xdq = prod[conv.input[0]]
-    if xdq.op_type != 'DequantizeLinear':
-        raise ExportError(f'layer `{layer}`: its input is not dequantized (internal).')
     x_scale = np.float32(gr.value(xdq.input[1]))
     b_scale = (x_scale * np.broadcast_to(w_scale, bias.shape)).astype(np.float32)
     b_levels = np.clip(np.round(bias / b_scale.astype(np.float64)), -2 ** 31, 2 ** 31 - 1)
@@ -633,7 +636,7 @@ def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input', int8_add
     refinement = {}
     for layer, call, conv in _quant_convs(gr):
         refinement[layer] = _quantize_weights_and_bias(gr, layer, call, conv,
-                                                       folded[(layer, call)][1], grid)
+                                                       folded[(layer, call)][1])
     _one_consumer_per_dq(gr)
     _toposort(gr)
     _drop_unused(gr)
