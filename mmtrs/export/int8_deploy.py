@@ -24,10 +24,11 @@ rewrite, on the graph (node names `<layer>/<role>:<call>` of onnx_export.py):
    calibrated (min / max) on `calib_inputs` (run on this graph with the BatchNorms
    already folded); with int8_adds=True so are the outputs of residual/FPN Adds
    (onnxruntime then runs them as QLinearAdd); MaxPool/Resize outputs get their
-   input's scale (they then run on uint8). These 8-bit re-quantizations are not in the QAT
-   model: they are the approximation of this graph, measured by tools/verify_export.py.
-4. Weight levels are stored times k = 127 // max|level| (weight_refinement; the scale
-   divided by k: the same weights), so that biases, int32 levels round(b / (x_scale *
+   input's scale (they then run on uint8). These 8-bit re-quantizations are not in
+   the QAT model: they are the approximation of this graph, measured by
+   tools/verify_export.py.
+4. Weight levels are stored times an integer k (weight_refinement; the scale divided
+   by k: the same weights), so that biases, int32 levels round(b / (x_scale *
    w_scale)) with exactly that scale, are rounded k times finer.
 
 Per-channel weight scales may be negative (a negative BatchNorm gain); onnxruntime's
@@ -150,9 +151,9 @@ def _quant_convs(gr):
 
 
 def _fold_batchnorm(gr, conv):
-    """Fold a BatchNormalization that is the conv's only consumer. Returns the per
-    output-channel factor g / sqrt(v + eps) (float64) and the folded bias, or
-    (None, bias) when no BatchNorm follows."""
+    """Fold a BatchNormalization that is the conv's only consumer into it (in float,
+    `_fold_in_float`). Returns the per output-channel factor g / sqrt(v + eps)
+    (float64) and the folded bias, or (None, bias) when no BatchNorm follows."""
     cons = gr.consumers()[conv.output[0]]
     bias = gr.value(conv.input[2]).astype(np.float64) if len(conv.input) > 2 and \
         conv.input[2] else None
