@@ -5,6 +5,10 @@ converged FP start, and two controls that ask what SGDT's gain is made of (light
                                       [--work-dir DIR] [--out docs/results]
     python benchmarks/recipe_study.py --report-only   # the report from the runs done so far
     python benchmarks/recipe_study.py --smoke         # 2 iterations, 1x1 grids
+    python benchmarks/recipe_study.py --qat-iters 900 --grid SGD:81,243,729:1/27,1/9,1/3
+        # twice as long, SGD's grid centred on its 450-iteration selection (reuses the FP
+        # start; runs of another length get their own directories and report,
+        # recipe_study_900it.md)
 
 Protocol (every run resumable: one whose result.json exists is reused):
  1. FP start: configs/demo/retinanet_mbv2_fp_demo.py trained --fp-iters (6000) on the
