@@ -8,13 +8,16 @@ sums to float accuracy) with every tensor staying on the device.
 import copy
 import math
 import os.path as osp
+import sys
 
 import pytest
 import torch
 from torch import nn
 
 import mmtrs  # noqa: F401
-from mmtrs.quant import QConv2d, Quantizer, quant_range
+from conftest import ROOT
+from mmtrs.quant import QConv2d
+from test_quantizer import assert_matches_float64, make_q
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
 CUDA = torch.device('cuda')
@@ -22,7 +25,6 @@ CUDA = torch.device('cuda')
 
 def on_gpu(t):
     return t.device.type == CUDA.type
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 @pytest.fixture(autouse=True)
@@ -34,15 +36,6 @@ def true_float32():
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
-def make_q(bits, kind, signed, s):
-    q = Quantizer(bits, kind, signed=signed, learn_scale=True, check_sign=True, name='q')
-    q.scale.data.fill_(s)
-    q.initialized.fill_(1)
-    if kind == 'act' and signed is not None:
-        q.signed_flag.fill_(int(signed))
-    return q
-
-
 @pytest.mark.parametrize('bits,kind,signed', [
     (4, 'weight', None), (3, 'act', True), (4, 'act', False), (2, 'weight', None),
     (1, 'weight', None), (2, 'act', False)])
@@ -50,8 +43,7 @@ def test_quantizer_on_cuda_matches_float64_reference(bits, kind, signed):
     """Eq. 13 levels, the STE input gradient and the LSQ scale gradient on the GPU,
     against a float64 evaluation on the CPU."""
     torch.manual_seed(bits)
-    q = make_q(bits, kind, signed, 0.9).to(CUDA)
-    alpha, beta, gamma = quant_range(bits, q.signed)
+    q = make_q(bits, kind, signed, s=0.9).to(CUDA)
     x = torch.randn(4, 16, 48, 49) * 0.7
     if kind == 'act' and not signed:
         x = x.relu()
@@ -60,22 +52,7 @@ def test_quantizer_on_cuda_matches_float64_reference(bits, kind, signed):
     out = q(xc)
     (out * up.to(CUDA)).sum().backward()
     assert on_gpu(out) and on_gpu(xc.grad) and on_gpu(q.scale.grad)
-
-    x64, up64 = x.double(), up.double()
-    v = x64 * gamma / float(torch.tensor(0.9, dtype=torch.float32))
-    clipped = v.clamp(alpha, beta)
-    levels = torch.where(clipped >= 0, 1.0, -1.0) if bits == 1 and q.signed \
-        else clipped.round()
-    inside = (v >= alpha) & (v <= beta)
-    ties = ((v - v.floor()) - 0.5).abs() < 1e-5  # float32 and float64 may round apart
-    got = out.detach().cpu().double() * gamma
-    assert torch.equal(got[~ties], levels[~ties])
-    grad = xc.grad.cpu().double()
-    assert torch.equal(grad != 0, inside & (up64 != 0))
-    assert torch.allclose(grad, up64 * inside / 0.9, rtol=1e-6)
-    n = x.numel() if kind == 'weight' else x[0].numel()
-    gs = -(up64 * inside * x64).sum() / 0.9 ** 2 / math.sqrt(n * beta)
-    assert math.isclose(float(q.scale.grad), float(gs), rel_tol=1e-4)
+    assert_matches_float64(q, x, up, out, xc.grad, 0.9)
 
 
 def test_qconv_step_on_cuda_matches_cpu():
@@ -190,7 +167,6 @@ def test_detector_trains_on_cuda_like_on_cpu(cfg):
     from mmdet.utils import register_all_modules
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
-    import sys
     sys.path.insert(0, osp.join(ROOT, 'benchmarks'))
     from variants import synthetic_batch
     register_all_modules()

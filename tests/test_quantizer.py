@@ -149,7 +149,6 @@ def test_fused_kernel_matches_float64_reference(bits, kind, signed):
     exactly; the sums to float32 accuracy)."""
     torch.manual_seed(bits)
     q = make_q(bits, kind, signed, s=0.9)
-    alpha, beta, gamma = quant_range(bits, q.signed)
     x = torch.randn(4, 16, 96, 97) * 0.7
     if kind == 'act' and not signed:
         x = x.relu()
@@ -157,19 +156,29 @@ def test_fused_kernel_matches_float64_reference(bits, kind, signed):
     up = torch.randn(x.shape)
     out = q(x)
     (out * up).sum().backward()
+    assert_matches_float64(q, x.detach(), up, out, x.grad, 0.9)
 
-    x64, up64, s64 = x.detach().double(), up.double(), 0.9
-    v = x64 * gamma / float(torch.tensor(s64, dtype=torch.float32))
+
+def assert_matches_float64(q, x, up, out, x_grad, s):
+    """A quantizer's output, input gradient and LSQ scale gradient for input x and
+    upstream gradient up (any device) against an independent float64 evaluation of
+    Eq. 13 and its gradients at scale s: levels exactly (except on .5 ties), the sums
+    to float32 accuracy."""
+    bits = q.bits
+    alpha, beta, gamma = quant_range(bits, q.signed)
+    x64, up64 = x.cpu().double(), up.cpu().double()
+    v = x64 * gamma / float(torch.tensor(s, dtype=torch.float32))
     clipped = v.clamp(alpha, beta)
     levels = torch.where(clipped >= 0, 1.0, -1.0) if bits == 1 and q.signed else clipped.round()
     inside = (v >= alpha) & (v <= beta)
     # levels equal except where float32 and float64 disagree about a .5 tie
     ties = ((v - v.floor()) - 0.5).abs() < 1e-5
-    assert torch.equal((out.detach().double() * gamma)[~ties], levels[~ties])
-    assert torch.equal(x.grad != 0, inside & (up64 != 0))
-    assert torch.allclose(x.grad.double(), up64 * inside / s64, rtol=1e-6)
-    n = x.numel() if kind == 'weight' else x[0].numel()
-    gs = -(up64 * inside * x64).sum() / s64 ** 2 / math.sqrt(n * beta)
+    assert torch.equal((out.detach().cpu().double() * gamma)[~ties], levels[~ties])
+    grad = x_grad.cpu().double()
+    assert torch.equal(grad != 0, inside & (up64 != 0))
+    assert torch.allclose(grad, up64 * inside / s, rtol=1e-6)
+    n = x.numel() if q.kind == 'weight' else x[0].numel()
+    gs = -(up64 * inside * x64).sum() / s ** 2 / math.sqrt(n * beta)
     assert math.isclose(float(q.scale.grad), float(gs), rel_tol=1e-4)
 
 

@@ -152,14 +152,15 @@ def _quant_convs(gr):
 
 def _fold_batchnorm(gr, conv):
     """Fold a BatchNormalization that is the conv's only consumer into it (in float,
-    `_fold_in_float`). Returns the per output-channel factor g / sqrt(v + eps)
-    (float64) and the folded bias, or (None, bias) when no BatchNorm follows."""
+    `_fold_in_float`: the weight scale times g / sqrt(v + eps) per output channel).
+    Returns the folded bias (float64), or the conv's own bias (or None) when no
+    BatchNorm follows."""
     cons = gr.consumers()[conv.output[0]]
     bias = gr.value(conv.input[2]).astype(np.float64) if len(conv.input) > 2 and \
         conv.input[2] else None
     if len(cons) != 1 or cons[0].op_type != 'BatchNormalization' or \
             conv.output[0] in gr.graph_outputs():
-        return None, bias
+        return bias
     bn = cons[0]
     eps = next((a.f for a in bn.attribute if a.name == 'epsilon'), 1e-5)
     gain, beta, mean, var = (gr.value(i).astype(np.float64) for i in bn.input[1:5])
@@ -169,7 +170,7 @@ def _fold_batchnorm(gr, conv):
     conv.output[0] = bn.output[0]
     gr.remove(bn)
     _fold_in_float(gr, conv, factor, bias)
-    return factor, bias
+    return bias
 
 
 def _fold_in_float(gr, conv, factor, bias):
@@ -572,9 +573,9 @@ def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input', int8_add
     gr = _Graph(proto)
     _inline_constants(gr)
     convs = _quant_convs(gr)
-    folded = {}
+    biases = {}  # (layer, call) -> its float64 bias after the BatchNorm fold
     for layer, call, conv in convs:
-        folded[(layer, call)] = _fold_batchnorm(gr, conv)
+        biases[(layer, call)] = _fold_batchnorm(gr, conv)
     acts = {}
     for layer, call, conv in convs:
         a = _replace_act_quantizer(gr, layer, call, conv, grid)
@@ -637,7 +638,7 @@ def to_int8(qcdq_proto, calib_inputs, grid='exact', input_name='input', int8_add
     refinement = {}
     for layer, call, conv in _quant_convs(gr):
         refinement[layer] = _quantize_weights_and_bias(gr, layer, call, conv,
-                                                       folded[(layer, call)][1])
+                                                       biases[(layer, call)])
     _one_consumer_per_dq(gr)
     _toposort(gr)
     _drop_unused(gr)
