@@ -1,20 +1,24 @@
-"""How much of the quantizers' time is their kernels and how much the Python around them:
-wall time per training step inside the fused kernels, inside the quantizer's autograd
-node (forward and backward, kernels included) and inside `Quantizer.forward` (the
-module, its node included), for a QAT variant, beside the FP and QAT step times.
+"""How much of the quantizers' time is their C++ autograd node (kernels included) and
+how much the Python around it: wall time per training step inside the node's forward
+(`_fused_quantize.quantize`, called from Python) and inside `Quantizer.forward` (the
+module, the node included), and the node's backward (self CPU time of its autograd node
+in torch.profiler, a separate set of steps), for a QAT variant, beside the FP and QAT
+step times.
 
     python benchmarks/quantizer_overhead.py [--variant light_qat_sgd] [--fp light_fp]
                                             [--size 160] [--batch 8] [--steps 6]
 
 The timers wrap the functions in this process only (a few microseconds per call of
 their own, included in the figures); the FP and QAT steps alternate, so both see the
-same load. Per-call Python costs dominate where tensors are small (the light model,
-small images, batch 1); the kernels' share grows with the image.
+same load. Per-call costs dominate where tensors are small (the light model, small
+images, batch 1); the kernels' share grows with the image.
 """
 import argparse
 import copy
 import time
 from collections import defaultdict
+
+from torch.profiler import ProfilerActivity, profile
 
 from mmtrs.quant import quantizer as quantizer_module
 from variants import build_variant, cpu_description, load_average, synthetic_batch
@@ -30,16 +34,6 @@ def timed(key, fn):
         finally:
             TOTALS[key] += time.perf_counter() - t0
     return call
-
-
-class TimedKernels:
-    """The fused-kernel module with every function timed under one key."""
-
-    def __init__(self, module):
-        self._module = module
-
-    def __getattr__(self, name):
-        return timed('fused kernels (forward and backward)', getattr(self._module, name))
 
 
 def main():
@@ -58,10 +52,10 @@ def main():
     fp, qat = build_variant(args.fp), build_variant(args.variant)
     for model, wrapper in (fp, qat, fp, qat):  # warm-up, quantizer init
         model.train_step(copy.copy(data), wrapper)
-    node = quantizer_module._QuantizeFn
-    quantizer_module._fused_quantize = TimedKernels(quantizer_module._fused_quantize)
-    node.forward = staticmethod(timed('quantizer node forward', node.forward))
-    node.backward = staticmethod(timed('quantizer node backward', node.backward))
+    kernels = quantizer_module._fused_quantize
+    quantizer_module._fused_quantize = type('TimedKernels', (), dict(
+        quantize=staticmethod(timed('C++ node forward (kernel included)',
+                                    kernels.quantize))))
     quantizer_module.Quantizer.forward = timed('Quantizer.forward (module)',
                                                quantizer_module.Quantizer.forward)
     step = {'fp': 0.0, 'qat': 0.0}
@@ -81,11 +75,15 @@ def main():
           f'difference {q_ms - fp_ms:.1f} ms')
     for key, total in TOTALS.items():
         print(f'  {key:<40} {total / n * 1e3:7.1f} ms per step')
-    kern = TOTALS['fused kernels (forward and backward)']
-    nodes = TOTALS['quantizer node forward'] + TOTALS['quantizer node backward']
-    module = TOTALS['Quantizer.forward (module)'] - TOTALS['quantizer node forward']
-    print(f'  Python around the kernels: {(nodes - kern) / n * 1e3:.1f} ms in the nodes, '
-          f'{module / n * 1e3:.1f} ms in Quantizer.forward and autograd.Function.apply')
+    module = TOTALS['Quantizer.forward (module)'] - TOTALS['C++ node forward (kernel included)']
+    print(f'  Python in Quantizer.forward around the node: {module / n * 1e3:.1f} ms per step')
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            qat[0].train_step(copy.copy(data), qat[1])
+    backward = sum(e.self_cpu_time_total for e in prof.key_averages()
+                   if 'QuantizeNode' in e.key)
+    print(f'  C++ node backward (kernel included, profiled steps): {backward / n / 1e3:.1f} '
+          'ms per step')
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """Quantizer (Eq. 13) against hand-computed levels and closed-form gradients."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -215,7 +216,8 @@ def test_ste_mask_at_the_clip_edges_same_on_both_paths(monkeypatch, kind, signed
     s = 0.75
     q0 = make_q(4, kind, signed, s=s)
     alpha, beta, gamma = quant_range(4, q0.signed)
-    c = quantizer_module._gamma_over_s(float(torch.tensor(s)), gamma)
+    # gamma / s as both paths compute it: the float32 reciprocal, then the product
+    c = float(np.float32(1) / np.float32(s) * np.float32(gamma))
     edges = torch.tensor([alpha, beta], dtype=torch.float32) / c
     near = torch.cat([edges, torch.nextafter(edges, edges + 1), torch.nextafter(edges, edges - 1)])
     x0 = torch.cat([near, torch.tensor([0.0, -0.0, float('nan'), 0.3, -0.3])])

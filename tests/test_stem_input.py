@@ -87,7 +87,8 @@ def test_learned_input_scale_stays_reachable_and_needs_the_input_gradient():
     q = model.backbone.conv1.act_quantizer
     assert not q.is_initialized and q.scale.requires_grad
     out, x = stem_output_after_backward(model)
-    assert type(out.grad_fn.next_functions[0][0]).__name__ == '_QuantizeFnBackward'
+    # the input quantizer's node (the C++ node on CPU float32, _QuantizeFn elsewhere)
+    assert 'Quantize' in out.grad_fn.next_functions[0][0].name()
     assert q.scale.grad is not None and q.is_initialized
     # today's rule, from the first batch: signed (negative input), s = init_mult * std(x)
     assert q.signed

@@ -65,23 +65,10 @@ def _use_fused(x):
         x.dtype == torch.float32
 
 
-def _gamma_over_s(s_value, gamma):
-    """gamma / s exactly as ATen computes `gamma / s` for a float32 0-d tensor s: the
-    float32 reciprocal, then the float32 product (numpy float32 scalars round every
-    operation like ATen's float32 kernels), without two tensor ops and a sync."""
-    return float(np.float32(1.0) / np.float32(s_value) * np.float32(gamma))
-
-
 def _lsq_term(v, g):
     """One factor of the output scale: v itself (g None), or the float32 value of LSQ's
-    grad-scale form (v - v*g).detach() + v*g, which is not always exactly v. `v` is a
-    numpy float32 (fused path) or a detached tensor (ATen path, no host sync)."""
-    if g is None:
-        return v
-    if isinstance(v, torch.Tensor):
-        return (v - v * g) + v * g
-    vg = v * np.float32(g)
-    return (v - vg) + vg
+    grad-scale form (v - v*g).detach() + v*g, which is not always exactly v."""
+    return v if g is None else (v - v * g) + v * g
 
 
 def _prefix_products(terms):
@@ -95,51 +82,44 @@ def _prefix_products(terms):
 def _product_backward(grad_f, terms, prefix, scales, wanted):
     """Gradients of f = ((t0 * t1) * t2) ... w.r.t. each factor's parameter, as autograd
     gives them for that product of LSQ grad-scale forms: grad * (product of the others,
-    in the order MulBackward forms it) * g. `prefix` = _prefix_products(terms). The same
-    code for float32 host scalars (fused path) and 0-d tensors (ATen path)."""
+    in the order MulBackward forms it) * g. `prefix` = _prefix_products(terms)."""
     grads, d = [None] * len(terms), grad_f
     for k in range(len(terms) - 1, -1, -1):
         dk = d * prefix[k - 1] if k else d
         if k:
             d = d * terms[k]
         if wanted[k]:
-            grads[k] = dk if scales[k] is None else dk * (
-                np.float32(scales[k]) if isinstance(dk, np.floating) else scales[k])
+            grads[k] = dk if scales[k] is None else dk * scales[k]
     return grads
 
 
 class _QuantizeFn(torch.autograd.Function):
-    """Eq. 13 with STE and LSQ scale gradient, in one autograd node.
+    """Eq. 13 with STE and LSQ scale gradient, in one autograd node, as ATen ops (GPUs,
+    other dtypes, or the fused extension not built; float32 CPU tensors go through the
+    extension's C++ node `_fused_quantize.quantize`, which computes the same values with
+    one fused pass each way and no Python, bit for bit except the float order of its
+    backward sums).
 
-    This node runs on every activation of the network, so its passes over memory are
-    most of the QAT overhead. Forward keeps the input (usually kept alive by the
-    preceding ReLU anyway); the fused CPU backward recomputes from it which elements
-    were clipped, the ATen path keeps a 1-byte mask of them. Backward then needs one
-    masked scale of the gradient and, for a learnable s, one dot product:
+    This node runs on every activation of the network. Forward keeps the input and a
+    1-byte mask of the clipped elements; backward needs one masked scale of the gradient
+    and, for a learnable s, one dot product:
         grad_x = grad / s inside the clipping range, 0 outside (STE)
         grad_s = -sum_inside(grad * x) / s^2 * grad_factor = -dot(grad_x, x) / s * gf
     Arguments: x, the scale s, `params` = (alpha, beta, gamma, use_sign, grad_factor,
     low_clip, on_negative, h_scales), then the factors `*h` of an output scale.
-    `low_clip=False` lets the ATen path skip the lower-bound test where the input is
-    known to be >= 0 (unsigned activations whose sign is checked on the forward pass;
-    the fused kernels test both bounds, which gives the same mask there). `on_negative`, if
+    `low_clip=False` skips the lower-bound test where the input is known to be >= 0
+    (unsigned activations whose sign is checked on the forward pass). `on_negative`, if
     given, is called with min(x) when the input has a negative element and returns the
-    exception to raise (the sign check of unsigned activations, done in the same pass).
+    exception to raise (the sign check of unsigned activations).
 
     `h_scales` and the trailing 0-d tensors `*h` (none: no output scale) multiply the
     output by f = h[0]' * h[1]' * ..., each h[i]' = h[i], or LSQ's grad-scale form of it
     (s - s*g).detach() + s*g where h_scales[i] = g: the de-normalization factor h = s_w'
-    * s_a' (* p) of Eq. 3 that QConv2d applies to its weights. Done here it costs no
-    pass of its own over the weights, forward or backward (ATen's `x_q * f` takes one
-    forward and two backward: grad * f and sum(grad * x_q)), and no autograd node for
-    the scalar product either: its gradient sum(grad * x_q) comes out of the backward
-    pass (x_q recomputed from x there), and each factor's gradient is that scalar times
-    the others, as `_product_backward` says. A factor may be `s` itself (the weight
-    scale in h); autograd then adds its two gradients, as it did for separate nodes.
-
-    On float32 CPU tensors both directions run as one fused pass each
-    (`_fused_quantize`); elsewhere (GPU, other dtypes, extension not built) as ATen ops.
-    Both give the same forward bit for bit, equal to `x_q * f` computed by ATen.
+    * s_a' (* p) of Eq. 3 that QConv2d applies to its weights, without an autograd node
+    for the scalar product: its gradient sum(grad * x_q) comes out of the backward pass,
+    and each factor's gradient is that scalar times the others, as `_product_backward`
+    says. A factor may be `s` itself (the weight scale in h); autograd then adds its two
+    gradients, as it did for separate nodes.
     """
 
     @staticmethod
@@ -147,83 +127,43 @@ class _QuantizeFn(torch.autograd.Function):
         # the scalar settings travel as one tuple: autograd.Function.apply inspects every
         # argument, and this node runs twice per layer and step
         alpha, beta, gamma, use_sign, grad_factor, low_clip, on_negative, h_scales = params
-        ctx.fused = _use_fused(x)
-        ctx.h_scales = h_scales
-        if ctx.fused:
-            # s, gamma / s and the factors of f as host floats, computed once (backward
-            # reuses them)
-            ctx.s_value = float(s.detach())
-            ctx.c_value = _gamma_over_s(ctx.s_value, gamma)
-            ctx.f_value = None
-            if h:
-                ctx.h_terms = [_lsq_term(np.float32(
-                    ctx.s_value if t is s else float(t.detach())), g)
-                    for t, g in zip(h, h_scales)]
-                ctx.h_prefix = _prefix_products(ctx.h_terms)
-                ctx.f_value = float(ctx.h_prefix[-1])
-            # no STE mask kept: the backward kernel recomputes it from x
-            out, x_min = _fused_quantize.quantize_forward(
-                x, ctx.c_value, alpha, beta, gamma, use_sign, on_negative is not None,
-                ctx.f_value)
-            kept = (x, s)
-        else:  # ATen ops, no host sync for s (GPUs)
-            x_min = float(x.min()) if on_negative is not None else 0.0
-            v = x * (gamma / s)
-            outside = v > beta
-            if low_clip:
-                outside |= v < alpha
-            out = _levels_(v.clamp_(alpha, beta), use_sign).div_(gamma)
-            kept = (x, s, outside)
-            if h:  # keep x_q for the gradient of f (weight-sized)
-                ctx.h_terms = [_lsq_term(t.detach(), g) for t, g in zip(h, h_scales)]
-                ctx.h_prefix = _prefix_products(ctx.h_terms)
-                f = ctx.h_prefix[-1]
-                kept, out = kept + (out, f), out * f
-        if on_negative is not None and x_min < 0:
-            raise on_negative(x_min)
+        if on_negative is not None:  # read before anything else runs (no host sync
+            x_min = float(x.min())   # otherwise: s stays on the device)
+            if x_min < 0:
+                raise on_negative(x_min)
+        v = x * (gamma / s)
+        outside = v > beta
+        if low_clip:
+            outside |= v < alpha
+        out = _levels_(v.clamp_(alpha, beta), use_sign).div_(gamma)
+        kept = (x, s, outside)
+        if h:  # keep x_q for the gradient of f (weight-sized)
+            ctx.h_scales = h_scales
+            ctx.h_terms = [_lsq_term(t.detach(), g) for t, g in zip(h, h_scales)]
+            ctx.h_prefix = _prefix_products(ctx.h_terms)
+            f = ctx.h_prefix[-1]
+            kept, out = kept + (out, f), out * f
         ctx.save_for_backward(*kept)
         ctx.grad_factor = grad_factor
         ctx.has_f = bool(h)
-        ctx.qparams = (alpha, beta, gamma, use_sign)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, s = ctx.saved_tensors[:2]
-        want_s = ctx.needs_input_grad[1]
-        grad_s = grad_f = None
-        want_h = ctx.needs_input_grad[3:]
-        alpha, beta, gamma, use_sign = ctx.qparams
-        if ctx.fused:
-            if grad.dtype != torch.float32:
-                grad = grad.float()
-            c = ctx.c_value
-            if not ctx.has_f:
-                grad_x, dot = _fused_quantize.quantize_backward(
-                    grad, x, ctx.s_value, c, alpha, beta, want_s)
-            else:
-                grad_x, dot, dot_f = _fused_quantize.quantize_backward_scaled(
-                    grad, x, ctx.s_value, ctx.f_value, c, alpha, beta, gamma, use_sign)
-                grad_f = np.float32(dot_f)
-            # LSQ: d/ds = -dot / s^2 * grad_factor (dot = sum_inside(grad * x) / s)
-            if want_s:
-                grad_s = s.new_tensor(-dot / ctx.s_value * ctx.grad_factor)
-        else:
-            outside = ctx.saved_tensors[2]
-            if ctx.has_f:  # MulBackward of x_q * f
-                xq, f = ctx.saved_tensors[3:]
-                grad_f = torch.dot(grad.reshape(-1), xq.reshape(-1))
-                grad = grad * f
-            grad_x = (grad / s).masked_fill_(outside, 0)
-            if want_s:
-                dot = torch.dot(grad_x.reshape(-1), x.reshape(-1))
-                grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
+        x, s, outside = ctx.saved_tensors[:3]
+        grad_s = None
+        if ctx.has_f:  # MulBackward of x_q * f
+            xq, f = ctx.saved_tensors[3:]
+            grad_f = torch.dot(grad.reshape(-1), xq.reshape(-1))
+            grad = grad * f
+        grad_x = (grad / s).masked_fill_(outside, 0)
+        if ctx.needs_input_grad[1]:
+            dot = torch.dot(grad_x.reshape(-1), x.reshape(-1))
+            grad_s = (-dot / s * ctx.grad_factor).reshape(s.shape)
         grad_h = ()  # scales and factors of f are 0-d, as are the gradients built here
         if ctx.has_f:
             grad_h = _product_backward(grad_f, ctx.h_terms, ctx.h_prefix, ctx.h_scales,
-                                       want_h)
-            if ctx.fused:
-                grad_h = [None if g is None else s.new_tensor(float(g)) for g in grad_h]
+                                       ctx.needs_input_grad[3:])
         if not ctx.needs_input_grad[0]:
             grad_x = None
         return (grad_x, grad_s, None, *grad_h)
@@ -367,9 +307,16 @@ class Quantizer(nn.Module):
             self._grad_factor_key, self._grad_factor = (n, beta), 1.0 / math.sqrt(n * beta)
         low_clip = alpha < 0 or not self.check_sign  # unsigned + checked: x >= 0 known
         factors = () if out_scale is None else tuple(out_scale())
-        params = (alpha, beta, gamma, self.bits == 1 and signed, self._grad_factor,
-                  low_clip, self._negative_error if check else None,
-                  tuple(g for _, g in factors))
+        use_sign = self.bits == 1 and signed
+        if _use_fused(x):  # one C++ autograd node, no Python on either pass
+            out, x_min = _fused_quantize.quantize(
+                x, self.scale, [t for t, _ in factors], alpha, beta, gamma, use_sign,
+                self._grad_factor, check, [g for _, g in factors])
+            if check and float(x_min) < 0:
+                raise self._negative_error(float(x_min))
+            return out
+        params = (alpha, beta, gamma, use_sign, self._grad_factor, low_clip,
+                  self._negative_error if check else None, tuple(g for _, g in factors))
         return _QuantizeFn.apply(x, self.scale, params, *(t for t, _ in factors))
 
     def denorm_term(self):

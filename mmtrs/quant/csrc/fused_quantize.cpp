@@ -1,4 +1,5 @@
-// Fused CPU kernels for the Eq. 13 quantizer (mmtrs/quant/quantizer.py, _QuantizeFn).
+// Fused CPU kernels for the Eq. 13 quantizer (mmtrs/quant/quantizer.py), and the C++
+// autograd node that runs them (mmtrs::QuantizeNode, at the end of this file).
 //
 // The quantizer runs on every activation of the network; written as ATen ops it makes
 // ~7 passes over memory forward (scale, two compares, clamp, round, divide, sign-check
@@ -17,7 +18,9 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <tuple>
 #include <utility>
+#include <vector>
 
 namespace {
 
@@ -294,10 +297,139 @@ int64_t update_levels(const at::Tensor& w_in, double c, double alpha, double bet
       [](int64_t a, int64_t b) { return a + b; });
 }
 
+// A named namespace: the autograd graph and profiler show the node as
+// torch::autograd::CppNode<mmtrs::QuantizeNode>.
+namespace mmtrs {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The factors of the output scale f = t_0' * t_1' * ... (the de-normalization h of
+// Eq. 3): each t_i' = t_i, or the float32 value of LSQ's grad-scale form of it,
+// (t - t * g) + t * g, which is not always exactly t. Every operation in float32, as
+// ATen's 0-d float32 ops and numpy float32 scalars compute it (this file is built
+// without FMA contraction: no -march, and x86-64's baseline has no FMA).
+float lsq_term(float t, std::optional<double> g) {
+  if (!g.has_value()) return t;
+  const float tg = t * static_cast<float>(*g);
+  return (t - tg) + tg;
+}
+
+// One autograd node for the Eq. 13 quantizer on float32 CPU tensors: the forward and
+// backward kernels above, plus the host-side scalar work around them (gamma / s, the
+// product f and its gradients), with no Python on either pass. Every value equals the
+// ATen path's (mmtrs/quant/quantizer.py, _QuantizeFn) bit for bit except the float
+// order of the backward's dot products (see quantize_backward).
+//
+// Inputs: x, the scale s (0-d), the factors h of f (0-d tensors; one may be s itself,
+// autograd then adds its two gradients), and the scalar settings of the quantizer.
+// Outputs: x_q * f, and min(x) (+inf unless want_min; not differentiable), which the
+// caller checks for the sign of unsigned activations.
+class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
+                               const at::Tensor& s, at::TensorList h, double alpha,
+                               double beta, double gamma, bool use_sign,
+                               double grad_factor, bool want_min,
+                               std::vector<std::optional<double>> h_scales) {
+    TORCH_CHECK(h.size() == h_scales.size(), "one LSQ gradient scale per factor of f");
+    const float s_value = s.item<float>();
+    const float c = (1.0f / s_value) * static_cast<float>(gamma);  // gamma / s
+    std::vector<double> terms, prefix;  // float32 values, kept as doubles
+    std::optional<double> f;
+    for (size_t i = 0; i < h.size(); ++i) {
+      const float t = lsq_term(h[i].is_same(s) ? s_value : h[i].item<float>(),
+                               h_scales[i]);
+      terms.push_back(t);
+      prefix.push_back(i ? static_cast<float>(prefix.back()) * t : t);
+    }
+    if (!prefix.empty()) f = prefix.back();
+    auto [out, x_min] = quantize_forward(x, c, alpha, beta, gamma, use_sign, want_min, f);
+    at::Tensor min_out = at::scalar_tensor(x_min, at::kDouble);
+    ctx->mark_non_differentiable({min_out});
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({x, s});
+    auto& d = ctx->saved_data;
+    d["s"] = static_cast<double>(s_value);
+    d["c"] = static_cast<double>(c);
+    d["range"] = std::vector<double>{alpha, beta, gamma};
+    d["use_sign"] = use_sign;
+    d["grad_factor"] = grad_factor;
+    d["terms"] = terms;
+    d["prefix"] = prefix;
+    std::vector<double> scales;  // NaN: no gradient scale
+    for (const auto& g : h_scales)
+      scales.push_back(g.value_or(std::numeric_limits<double>::quiet_NaN()));
+    d["scales"] = scales;
+    return {out, min_out};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto& d = ctx->saved_data;
+    const std::vector<double> terms = d["terms"].toDoubleVector();
+    const size_t n_h = terms.size();
+    // x, s, the factors, then the 7 scalar settings (no gradient)
+    variable_list out(2 + n_h + 7);
+    at::Tensor grad = grads[0];
+    if (!grad.defined()) return out;
+    if (grad.scalar_type() != at::kFloat) grad = grad.to(at::kFloat);
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &s = saved[1];
+    const double s_value = d["s"].toDouble(), c = d["c"].toDouble();
+    const std::vector<double> range = d["range"].toDoubleVector();
+    const bool want_s = ctx->needs_input_grad(1);
+    at::Tensor grad_x;
+    double dot = 0.0;
+    if (n_h == 0) {
+      std::tie(grad_x, dot) =
+          quantize_backward(grad, x, s_value, c, range[0], range[1], want_s);
+    } else {
+      const std::vector<double> prefix = d["prefix"].toDoubleVector();
+      const std::vector<double> scales = d["scales"].toDoubleVector();
+      double dot_f;
+      std::tie(grad_x, dot, dot_f) = quantize_backward_scaled(
+          grad, x, s_value, prefix.back(), c, range[0], range[1], range[2],
+          d["use_sign"].toBool());
+      // gradients of f = ((t0 * t1) * t2) ... w.r.t. each factor's tensor, as
+      // autograd's MulBackward nodes form them in float32: d f / d t_k = the product
+      // of the others, times the factor's LSQ gradient scale
+      float g = static_cast<float>(dot_f);
+      for (size_t k = n_h; k-- > 0;) {
+        const float gk = k ? g * static_cast<float>(prefix[k - 1]) : g;
+        if (k) g = g * static_cast<float>(terms[k]);
+        if (!ctx->needs_input_grad(2 + k)) continue;
+        const float v = std::isnan(scales[k]) ? gk : gk * static_cast<float>(scales[k]);
+        out[2 + k] = at::scalar_tensor(v, s.options());
+      }
+    }
+    // LSQ: d/ds = -dot / s^2 * grad_factor (dot = sum_inside(grad * x) / s), in double
+    if (want_s)
+      out[1] = at::scalar_tensor(-dot / s_value * d["grad_factor"].toDouble(),
+                                 s.options());
+    if (ctx->needs_input_grad(0)) out[0] = grad_x;
+    return out;
+  }
+};
+
+// (x_q * f, min(x)) through QuantizeNode; see there.
+std::tuple<at::Tensor, at::Tensor> quantize(
+    const at::Tensor& x, const at::Tensor& s, std::vector<at::Tensor> h, double alpha,
+    double beta, double gamma, bool use_sign, double grad_factor, bool want_min,
+    std::vector<std::optional<double>> h_scales) {
+  check_input(s, "s");
+  auto outs = QuantizeNode::apply(x, s, at::TensorList(h), alpha, beta, gamma, use_sign,
+                                  grad_factor, want_min, std::move(h_scales));
+  return {outs[0], outs[1]};
+}
+
+}  // namespace mmtrs
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("quantize_forward", &quantize_forward, "Eq. 13 quantizer forward (fused, CPU)");
   m.def("quantize_backward", &quantize_backward, "Eq. 13 quantizer backward (fused, CPU)");
   m.def("quantize_backward_scaled", &quantize_backward_scaled,
         "backward of the Eq. 13 quantizer with an output scale (fused, CPU)");
+  m.def("quantize", &mmtrs::quantize,
+        "Eq. 13 quantizer as one autograd node (fused kernels, CPU float32)");
   m.def("update_levels", &update_levels, "Eq. 5 transitions: update int8 levels, count changes");
 }
