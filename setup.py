@@ -15,8 +15,12 @@ def extensions():
         return [], {}
     ext = CppExtension(
         'mmtrs.quant._fused_quantize', ['mmtrs/quant/csrc/fused_quantize.cpp'],
-        # -fopenmp: ATen's parallel_for is header code that needs it to use threads
-        extra_compile_args=['-O3', '-fopenmp'], extra_link_args=['-fopenmp'])
+        # -fopenmp: ATen's parallel_for is header code that needs it to use threads;
+        # -ffp-contract=off: no fused multiply-adds, whose single rounding would make
+        # the kernels' float32 values differ from ATen's (GCC contracts by default
+        # where the target has FMA, e.g. aarch64)
+        extra_compile_args=['-O3', '-fopenmp', '-ffp-contract=off'],
+        extra_link_args=['-fopenmp'])
     return [ext], {'build_ext': BuildExtension}
 
 

@@ -307,8 +307,8 @@ using torch::autograd::variable_list;
 // The factors of the output scale f = t_0' * t_1' * ... (the de-normalization h of
 // Eq. 3): each t_i' = t_i, or the float32 value of LSQ's grad-scale form of it,
 // (t - t * g) + t * g, which is not always exactly t. Every operation in float32, as
-// ATen's 0-d float32 ops and numpy float32 scalars compute it (this file is built
-// without FMA contraction: no -march, and x86-64's baseline has no FMA).
+// ATen's 0-d float32 ops compute it (setup.py builds this file with -ffp-contract=off:
+// no fused multiply-add may round t - t * g once instead of twice).
 float lsq_term(float t, std::optional<double> g) {
   if (!g.has_value()) return t;
   const float tg = t * static_cast<float>(*g);
