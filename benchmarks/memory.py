@@ -75,7 +75,7 @@ def main():
           f'(fresh process per variant, min of {args.repeats}; allocator: {args.allocator})')
     print(f'  {"variant":<13}{"imports":>9}{"built":>9}{"peak":>9}  {"peak/FP":>8}'
           f'  {"(peak-imports)/FP":>18}')
-    fp = res.get('fp')
+    fp = res.get('fp', res.get('light_fp'))  # the FP variant of either variant set
     for n in names:
         r = res[n]
         ratio = f'{r["peak"] / fp["peak"]:.3f}x' if fp else ''
