@@ -54,6 +54,12 @@ try:  # the fused CPU kernels (mmtrs/quant/csrc), built by `pip install -e .`
     from . import _fused_quantize
 except ImportError:  # not built (e.g. an isolated build without torch): ATen ops only
     _fused_quantize = None
+if _fused_quantize is not None and not hasattr(_fused_quantize, 'quantize'):
+    # a build from older sources (an editable install whose C++ changed since)
+    print_log('mmtrs: the compiled quantizer extension predates its sources and is not '
+              'used (the ATen path is, slower); rebuild it: pip install -e . '
+              '--no-build-isolation', logger='current', level=logging.WARNING)
+    _fused_quantize = None
 
 
 def fused_kernel_available():
