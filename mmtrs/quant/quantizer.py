@@ -133,8 +133,8 @@ class _QuantizeFn(torch.autograd.Function):
         # the scalar settings travel as one tuple: autograd.Function.apply inspects every
         # argument, and this node runs twice per layer and step
         alpha, beta, gamma, use_sign, grad_factor, low_clip, on_negative, h_scales = params
-        if on_negative is not None:  # read before anything else runs (no host sync
-            x_min = float(x.min())   # otherwise: s stays on the device)
+        if on_negative is not None:  # the sign check: the path's only host sync
+            x_min = float(x.min())
             if x_min < 0:
                 raise on_negative(x_min)
         v = x * (gamma / s)

@@ -327,6 +327,10 @@ float lsq_term(float t, std::optional<double> g) {
 // caller checks for the sign of unsigned activations.
 class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
  public:
+  // forward's arguments after x, s and h: alpha, beta, gamma, use_sign, grad_factor,
+  // want_min, h_scales (backward returns an undefined gradient for each)
+  static constexpr size_t kScalarArgs = 7;
+
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
                                const at::Tensor& s, at::TensorList h, double alpha,
                                double beta, double gamma, bool use_sign,
@@ -368,8 +372,7 @@ class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
     auto& d = ctx->saved_data;
     const std::vector<double> terms = d["terms"].toDoubleVector();
     const size_t n_h = terms.size();
-    // x, s, the factors, then the 7 scalar settings (no gradient)
-    variable_list out(2 + n_h + 7);
+    variable_list out(2 + n_h + kScalarArgs);  // x, s, the factors, the settings
     at::Tensor grad = grads[0];
     if (!grad.defined()) return out;
     if (grad.scalar_type() != at::kFloat) grad = grad.to(at::kFloat);
