@@ -8,7 +8,7 @@ converged FP start, and two controls that ask what SGDT's gain is made of (light
     python benchmarks/recipe_study.py --qat-iters 900 --grid SGD:81,243,729:1/27,1/9,1/3
         # twice as long, SGD's grid centred on its 450-iteration selection (reuses the FP
         # start; runs of another length get their own directories and report,
-        # recipe_study_900it.md)
+        # recipe_study_900it.md; --bits 4: recipe_study_w4a4[_900it].md)
 
 Protocol (every run resumable: one whose result.json exists is reused):
  1. FP start: configs/demo/retinanet_mbv2_fp_demo.py trained --fp-iters (6000) on the
@@ -294,8 +294,9 @@ def main():
     data['minutes'] = study_wall_minutes([fp] + [r for rs in grid.values() for r in rs] +
                                          [r for rs in rows.values() for r in rs] + extra)
     os.makedirs(out, exist_ok=True)
-    name = 'recipe_study' + ('' if a.qat_iters == DEFAULT_QAT_ITERS or a.smoke
-                             else f'_{a.qat_iters}it')
+    # W3A3 at 450 iterations is the plain name; other bit-widths and lengths say theirs
+    name = 'recipe_study' + ('' if a.bits == 3 or a.smoke else f'_w{a.bits}a{a.bits}') + \
+        ('' if a.qat_iters == DEFAULT_QAT_ITERS or a.smoke else f'_{a.qat_iters}it')
     report.write_report(osp.join(out, name), lines, data)
     print('\n'.join(lines))
     print(f'\nrecipe study: {(time.time() - t0) / 60:.1f} min this invocation; '
