@@ -46,8 +46,12 @@ CFG['qat_sgd_learned_input'] = CFG['qat_sgd']
 CFG.update(light_fp='configs/demo/retinanet_mbv2_fp_demo.py',
            light_qat_sgd='configs/demo/retinanet_mbv2_w4a4_sgd_demo.py',
            light_qat_trs='configs/demo/retinanet_mbv2_w4a4_trs_demo.py')
+# the quantized layers keeping x_q for the backward pass instead of recomputing it
+CFG.update(qat_sgd_keep_xq=CFG['qat_sgd'], light_qat_sgd_keep_xq=CFG['light_qat_sgd'])
 # config changes of a variant on top of its config file
-CFG_OPTIONS = {'qat_sgd_learned_input': {'model.quant_cfg.first_layer.input_scale': 'learned'}}
+CFG_OPTIONS = {'qat_sgd_learned_input': {'model.quant_cfg.first_layer.input_scale': 'learned'},
+               'qat_sgd_keep_xq': {'model.quant_cfg.recompute_input': False},
+               'light_qat_sgd_keep_xq': {'model.quant_cfg.recompute_input': False}}
 # optimizer settings of the toolkit variants: those of our plain-SGD QAT
 QAT_OPTIM_FROM = 'qat_sgd'
 

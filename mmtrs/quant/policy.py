@@ -85,7 +85,8 @@ def quantize_model(model, quant_cfg=None):
             a_signed=a_signed, learn_weight_scale=cfg['learn_weight_scale'],
             learn_act_scale=cfg['learn_act_scale'],
             post_scale=cfg['post_scale'] and not _followed_by_norm(parent, attr),
-            init_mult=prec.get('init_mult', cfg['init_mult']), name=name)
+            init_mult=prec.get('init_mult', cfg['init_mult']), name=name,
+            recompute_input=cfg['recompute_input'])
         if name == first_name and q.act_quantizer is not None and \
                 prec.get('input_scale', 'fixed') == 'fixed':
             fix_input_scale(q.act_quantizer, getattr(model, 'data_preprocessor', None))

@@ -49,6 +49,11 @@ DEFAULT_QUANT_CFG = dict(
     # "W4A4" label cannot hide a float backbone (mmtrs/quant/coverage.py). None = no
     # check. 0.10: an 8-bit or FP first conv is < 1% of the backbones shipped here.
     max_float_share=0.10,
+    # Quantized layers keep their float input x (which the activation quantizer keeps
+    # anyway) for the backward pass, not x_q, and recompute x_q there: less memory, one
+    # more quantizing pass per layer and step (QuantizedLayerMixin.forward; the gradients
+    # are the same bit for bit). False keeps x_q.
+    recompute_input=True,
 )
 
 
@@ -95,6 +100,7 @@ QUANT_CFG_SCHEMA = Schema('quant_cfg', dict(
                      doc='scale-init multiplier of the body'),
     max_float_share=Number(low=0, high=1, nullable='no check', example='0.10',
                            doc="largest share of the backbone's weights left float"),
+    recompute_input=Bool(doc='recompute x_q in the backward pass instead of keeping it'),
 ))
 
 

@@ -24,13 +24,16 @@ class QConv2d(QuantizedLayerMixin, nn.Conv2d):
         post_scale: add a learnable scalar post-scale (init 1).
         init_mult: scale-init multiplier, see Quantizer.
         name: module path for error messages.
+        recompute_input: keep x, not x_q, for the backward pass and recompute x_q there
+            (`QuantizedLayerMixin.forward`).
     """
 
     def __init__(self, *args, w_bits=4, a_bits=4, a_signed='auto', learn_weight_scale=True,
-                 learn_act_scale=True, post_scale=False, init_mult=3.0, name='', **kwargs):
+                 learn_act_scale=True, post_scale=False, init_mult=3.0, name='',
+                 recompute_input=True, **kwargs):
         super().__init__(*args, **kwargs)
         self._init_quantizers(w_bits, a_bits, a_signed, learn_weight_scale, learn_act_scale,
-                              post_scale, init_mult, name)
+                              post_scale, init_mult, name, recompute_input)
 
     @classmethod
     def from_conv(cls, conv, **qkwargs):
@@ -41,6 +44,5 @@ class QConv2d(QuantizedLayerMixin, nn.Conv2d):
                 device=conv.weight.device, dtype=conv.weight.dtype, **qkwargs)
         return q._adopt(conv)
 
-    def forward(self, x):
-        xq, wq_h = self.quantized_input_and_weight(x)
-        return self._conv_forward(xq, wq_h, self.bias)
+    def float_op(self, xq, wq):
+        return self._conv_forward(xq, wq, self.bias)

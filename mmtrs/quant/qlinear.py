@@ -32,15 +32,16 @@ class QLinear(QuantizedLayerMixin, nn.Linear):
     NegativeInputError instead of clipping it (see Quantizer).
 
     Args beyond nn.Linear: as QConv2d (w_bits, a_bits, a_signed, learn_weight_scale,
-    learn_act_scale, post_scale, init_mult, name).
+    learn_act_scale, post_scale, init_mult, name, recompute_input).
     """
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype=None,
                  w_bits=4, a_bits=4, a_signed='auto', learn_weight_scale=True,
-                 learn_act_scale=True, post_scale=False, init_mult=3.0, name=''):
+                 learn_act_scale=True, post_scale=False, init_mult=3.0, name='',
+                 recompute_input=True):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._init_quantizers(w_bits, a_bits, a_signed, learn_weight_scale, learn_act_scale,
-                              post_scale, init_mult, name)
+                              post_scale, init_mult, name, recompute_input)
 
     @classmethod
     def from_linear(cls, linear, **qkwargs):
@@ -49,6 +50,5 @@ class QLinear(QuantizedLayerMixin, nn.Linear):
                 device=linear.weight.device, dtype=linear.weight.dtype, **qkwargs)
         return q._adopt(linear)
 
-    def forward(self, x):
-        xq, wq_h = self.quantized_input_and_weight(x)
-        return F.linear(xq, wq_h, self.bias)
+    def float_op(self, xq, wq):
+        return F.linear(xq, wq, self.bias)

@@ -21,7 +21,9 @@ class QuantizedLayerMixin:
     """
 
     def _init_quantizers(self, w_bits, a_bits, a_signed, learn_weight_scale,
-                         learn_act_scale, post_scale, init_mult, name):
+                         learn_act_scale, post_scale, init_mult, name,
+                         recompute_input=True):
+        self.recompute_input = recompute_input
         self.weight_quantizer = Quantizer(w_bits, 'weight', learn_scale=learn_weight_scale,
                                           init_mult=init_mult, name=f'{name}.weight_quantizer')
         self.act_quantizer = None if a_bits is None else Quantizer(
@@ -66,3 +68,45 @@ class QuantizedLayerMixin:
         """(x_q, w_q * h): the layer's input and weight as the layer computes with them."""
         xq = x if self.act_quantizer is None else self.act_quantizer(x)
         return xq, self.weight_quantizer(self.weight, out_scale=self.denorm_factors)
+
+    def float_op(self, xq, wq):
+        """The layer's float op (conv, linear) on a quantized input and weight."""
+        raise NotImplementedError
+
+    def forward(self, x):
+        """float_op(x_q, w_q * h): the layer's op on its quantized input and weight.
+
+        With `recompute_input` (and a quantized input, under autograd), the op's autograd
+        node does not keep x_q for its backward pass but recomputes it there from x,
+        which the activation quantizer's node keeps anyway: one activation-sized buffer
+        less per layer between forward and backward, for one more quantizing pass
+        (figures in docs/results.md). The recomputed x_q is bit-identical, so are the
+        gradients. Not for double backward (create_graph): the recomputed x_q has no
+        graph.
+        """
+        xq, wq = self.quantized_input_and_weight(x)
+        if not (self.recompute_input and xq is not x and torch.is_grad_enabled()):
+            return self.float_op(xq, wq)
+        quantizer, target = self.act_quantizer, [xq]
+
+        def pack(t):  # autograd keeps this hook: it must not hold x_q itself
+            return _RecomputedInput(quantizer, x) if target and t is target[0] else t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
+            out = self.float_op(xq, wq)
+        target.clear()
+        return out
+
+
+class _RecomputedInput:
+    """What a quantized layer's op saves in place of x_q: the quantizer and its input."""
+    __slots__ = ('quantizer', 'x')
+
+    def __init__(self, quantizer, x):
+        self.quantizer, self.x = quantizer, x
+
+
+def _unpack(saved):
+    if isinstance(saved, _RecomputedInput):
+        return saved.quantizer.requantize(saved.x)
+    return saved

@@ -305,6 +305,16 @@ class Quantizer(nn.Module):
             self.init_from(x)
         signed = self.signed  # the buffer read once per call (each read is a sync)
         check = self.kind == 'act' and not signed and self.check_sign
+        return self._quantize(x, signed, check, out_scale)
+
+    @torch.no_grad()
+    def requantize(self, x):
+        """x_q of an input this quantizer has already quantized, again and bit for bit:
+        the forward pass without its initialization, sign check and output scale (a
+        layer that keeps x rather than x_q for its backward pass recomputes x_q here)."""
+        return self._quantize(x, self.signed, False, None)
+
+    def _quantize(self, x, signed, check, out_scale):
         alpha, beta, gamma = quant_range(self.bits, signed)
         # LSQ gradient scale: N = number of weights, or features per example.
         n = x.numel() if self.kind == 'weight' else x.numel() // x.shape[0]
