@@ -67,6 +67,7 @@ GRIDS = {
 }
 FP_FT_CFG = 'configs/demo/retinanet_mbv2_fp_ft_demo.py'
 ROWS = ('SGD', 'SGDT', 'replay', 'warm-up', 'FP fine-tune')
+STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority order
 
 
 class StudyRun(TestedRun):
@@ -82,13 +83,13 @@ class Study:
         self.args, self.fp = args, fp
         self.root = osp.join(args.work_dir, f'w{args.bits}a{args.bits}')
 
-    def _run(self, row, cfg, lr_mult, knob_mult, seed, opts, iters=None):
+    def _run(self, row, cfg, lr_mult, knob_mult, seed, opts, iters=None, root=None):
         a = self.args
         tag = f'lr{lr_mult:.4g}' + ('' if knob_mult is None else f'_k{knob_mult:.4g}')
         iters = iters or a.qat_iters
         if iters != DEFAULT_QAT_ITERS:  # runs of another length never stand in for these
             tag += f'_{iters}it'
-        wd = osp.join(self.root, row.replace(' ', '_'), tag, f'seed{seed}')
+        wd = osp.join(root or self.root, row.replace(' ', '_'), tag, f'seed{seed}')
         return StudyRun(row, lr_mult, knob_mult, seed, cfg, wd,
                         data_options(a.data, a.size) + opts, self.fp)
 
@@ -122,8 +123,9 @@ class Study:
         return self._run(row, cfg, lr_mult, None, seed, opts)
 
     def fp_finetune(self, lr_mult, seed):
+        """Unquantized: one run serves every bit-width (its directory is outside theirs)."""
         return self._run('FP fine-tune', FP_FT_CFG, lr_mult, None, seed,
-                         self._qat('sgd', lr_mult, None))
+                         self._qat('sgd', lr_mult, None), root=self.args.work_dir)
 
 
 def warmup_trajectory(talr, lr):
@@ -223,6 +225,10 @@ def main():
     p.add_argument('--grid', action='append', default=[], metavar='ROW:LRS:KNOBS',
                    help='recentre a method\'s grid, e.g. SGD:81,243,729:1/27,1/9,1/3 '
                         '(LR multiples of 3e-3 : second-knob multiples)')
+    p.add_argument('--stop-after', choices=STAGES, default='all',
+                   help='after the grids, run the paired seeds only (seeds), also the '
+                        'replay/warm-up controls and the first FP fine-tune (controls), or '
+                        'everything (all); a later invocation goes on from there')
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
@@ -286,9 +292,15 @@ def main():
         extra = [study.grid(r.row, r.lr_mult, r.knob_mult, s0, iters=2 * args.qat_iters)
                  for r in (sgd, sgdt)]
         # priority: the paired seeds first, then the controls, FP fine-tune, length
-        order = (rows['SGD'][1:] + rows['SGDT'][1:] + rows['replay'][1:] +
-                 rows['warm-up'][1:] + rows['FP fine-tune'][:1] + rows['replay'][:1] +
-                 rows['warm-up'][:1] + extra + rows['FP fine-tune'][1:])
+        stages = dict(seeds=rows['SGD'][1:] + rows['SGDT'][1:],
+                      controls=rows['replay'][1:] + rows['warm-up'][1:] +
+                      rows['FP fine-tune'][:1] + rows['replay'][:1] + rows['warm-up'][:1],
+                      all=extra + rows['FP fine-tune'][1:])
+        order = []
+        for stage in STAGES:
+            order += stages[stage]
+            if stage == a.stop_after:
+                break
         run(order)
     lines, data = report_study(args, fp, grid, axes, rows, extra)
     data['minutes'] = study_wall_minutes([fp] + [r for rs in grid.values() for r in rs] +
