@@ -28,7 +28,9 @@ def linear(**kw):
 
 
 LAYERS = dict(conv=(conv, (4, 8, 9, 9)), depthwise=(depthwise, (4, 8, 9, 9)),
-              pointwise=(pointwise, (4, 8, 6, 6)), linear=(linear, (6, 8)))
+              pointwise=(pointwise, (4, 8, 6, 6)), linear=(linear, (6, 8)),
+              # tokens of a transformer: F.linear saves a flattened view of x_q
+              linear_3d=(linear, (2, 7, 8)))
 
 
 def pair(kind, bits, signed, learn_act_scale=True):
@@ -94,7 +96,7 @@ def x_q_alive_after_forward(layer, x):
     return alive
 
 
-@pytest.mark.parametrize('kind', ['conv', 'depthwise', 'linear'])
+@pytest.mark.parametrize('kind', ['conv', 'depthwise', 'linear', 'linear_3d'])
 def test_x_q_is_freed_after_forward_only_when_recomputed(kind):
     keep, recompute, shape = pair(kind, 4, False)
     x = torch.relu(torch.randn(shape)).requires_grad_(True)

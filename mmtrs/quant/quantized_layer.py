@@ -87,26 +87,34 @@ class QuantizedLayerMixin:
         xq, wq = self.quantized_input_and_weight(x)
         if not (self.recompute_input and xq is not x and torch.is_grad_enabled()):
             return self.float_op(xq, wq)
-        quantizer, target = self.act_quantizer, [xq]
+        # x_q's storage, told apart by address: the op may save a view of x_q (F.linear
+        # on a 3-D input saves it flattened); the hook outlives this call, so it must
+        # not hold x_q itself
+        quantizer, storage = self.act_quantizer, [xq.untyped_storage().data_ptr()]
 
-        def pack(t):  # autograd keeps this hook: it must not hold x_q itself
-            return _RecomputedInput(quantizer, x) if target and t is target[0] else t
+        def pack(t):
+            if storage and t.untyped_storage().data_ptr() == storage[0]:
+                return _RecomputedInput(quantizer, x, t)
+            return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, _unpack):
             out = self.float_op(xq, wq)
-        target.clear()
+        storage.clear()
         return out
 
 
 class _RecomputedInput:
-    """What a quantized layer's op saves in place of x_q: the quantizer and its input."""
-    __slots__ = ('quantizer', 'x')
+    """What a quantized layer's op saves in place of x_q (or a view of it): the
+    quantizer, its input and the view's geometry."""
+    __slots__ = ('quantizer', 'x', 'view')
 
-    def __init__(self, quantizer, x):
+    def __init__(self, quantizer, x, t):
         self.quantizer, self.x = quantizer, x
+        self.view = (t.size(), t.stride(), t.storage_offset())
 
 
 def _unpack(saved):
     if isinstance(saved, _RecomputedInput):
-        return saved.quantizer.requantize(saved.x)
+        # the forward pass's x_q had this layout too: same code, same input
+        return saved.quantizer.requantize(saved.x).as_strided(*saved.view)
     return saved
