@@ -60,6 +60,7 @@ EXTRA = {
     'learn_weight_scale': [1, 'False', False],
     'learn_act_scale': [1, 'False', False],
     'post_scale': [1, 'true', False],
+    'recompute_input': [1, 'False', False],
     'init_mult': [-3.0, 0.0],
     'max_float_share': [1.5, -0.1, 0.5, 1],
     'first_layer.w_bits': [9, 8.0],
@@ -103,6 +104,7 @@ VALID_QUANT = {
     'learn_weight_scale': [True, False],
     'learn_act_scale': [True, False],
     'post_scale': [True, False],
+    'recompute_input': [True, False],
     'init_mult': [2.5, 1e9],
     # the demo converts every conv of its backbone, so any share in [0, 1] passes
     'max_float_share': [None, 0, 0.5, 1],
