@@ -9,6 +9,10 @@ converged FP start, and two controls that ask what SGDT's gain is made of (light
         # twice as long, SGD's grid centred on its 450-iteration selection (reuses the FP
         # start; runs of another length get their own directories and report,
         # recipe_study_900it.md; --bits 4: recipe_study_w4a4[_900it].md)
+    python benchmarks/recipe_study.py --bits 4 --max-extensions 0 --grid SGD:243:1/9 \
+        --grid SGDT:9:3 --stop-after seeds
+        # the W3A3 selections carried to W4A4 (1x1 grids), paired seeds only; about 20
+        # min on 2 cores once the FP start exists
 
 Protocol (every run resumable: one whose result.json exists is reused):
  1. FP start: configs/demo/retinanet_mbv2_fp_demo.py trained --fp-iters (6000) on the
