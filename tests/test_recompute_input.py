@@ -7,8 +7,7 @@ import weakref
 import pytest
 import torch
 
-from mmtrs.quant import QConv2d, Quantizer
-from mmtrs.quant.qlinear import QLinear
+from mmtrs.quant import QConv2d, QLinear, Quantizer
 
 
 def conv(**kw):
