@@ -18,9 +18,11 @@ Variants, per model, input size, batch (--batches) and thread count (--threads):
   * onnxruntime int8 (ours): model_int8.onnx (QAT levels, QLinearConv), its 8-bit
     re-quantizations calibrated on the same images; 'int8 subset': the same with
     --int8-grid subset (no uint8 Clip nodes).
-onnxruntime runs with all graph optimizations, intra-op threads = --threads, one
-inter-op thread; PyTorch with torch.set_num_threads. Variants run round-robin, one run
-each per round, so machine load hits all alike; median over the rounds after --warmup.
+onnxruntime runs with all graph optimizations, in a child process per thread count whose
+sessions share one global pool of --threads intra-op threads (one pool per session would
+leave each session's workers spinning while the next variant runs); its variants run
+round-robin, one run each per round, so machine load hits all alike; median over the
+rounds after --warmup. PyTorch (torch.set_num_threads) runs its rounds after them.
 Printed: the CPU (model name, AVX-512 / VNNI flags from /proc/cpuinfo) and the load
 average before and after, the quantized convs each int8 graph runs as QLinearConv
 (counted in onnxruntime's optimized graph), file sizes, and (--profile) onnxruntime's
@@ -166,36 +168,63 @@ def size_rows(paths):
 
 
 def latency_rows(fp_net, paths, shape, batches, threads_list, runs, warmup):
-    from mmtrs.export import make_session
     rows = [f'  {"batch":>5s} {"thr":>3s}  ' + ''.join(f'{v:>21s}' for v in VARIANTS) +
             '   int8/FP32  int8/anchor']
     for threads in threads_list:
+        # The onnxruntime variants run in a child process whose sessions share one global
+        # thread pool of `threads` threads. With one pool per session (the default), a
+        # session's worker threads spin-wait after its run while the next variant runs:
+        # on 2 cores that measured the spinning, not the graph (2 threads slower than 1).
+        spec = dict(paths={v: paths[f] for v, f in ORT_FILES.items()}, shape=list(shape),
+                    batches=batches, threads=threads, runs=runs, warmup=warmup)
+        proc = subprocess.run([sys.executable, osp.abspath(__file__), '--ort-latency',
+                               json.dumps(spec)], capture_output=True, text=True, check=True)
+        ort_med = json.loads(proc.stdout.strip().splitlines()[-1])
         torch.set_num_threads(threads)
-        sessions = {v: make_session(paths[f], 'all', threads) for v, f in ORT_FILES.items()}
         for batch in batches:
             x = torch.randn((batch, 3) + tuple(shape), generator=torch.Generator().manual_seed(1))
-            feed = {'input': x.numpy()}
-
-            def torch_run():
+            times = []
+            for i in range(warmup + runs):
+                t = time.perf_counter()
                 with torch.no_grad():
                     fp_net(x, mode='tensor')
-
-            fns = {'PyTorch FP32': torch_run}
-            fns.update({v: (lambda s=s: s.run(None, feed)) for v, s in sessions.items()})
-            times = {v: [] for v in fns}
-            for i in range(warmup + runs):
-                for v, fn in fns.items():
-                    t = time.perf_counter()
-                    fn()
-                    if i >= warmup:
-                        times[v].append(time.perf_counter() - t)
-            med = {v: float(np.median(t)) for v, t in times.items()}
+                if i >= warmup:
+                    times.append(time.perf_counter() - t)
+            med = dict(ort_med[str(batch)], **{'PyTorch FP32': float(np.median(times))})
             rows.append(f'  {batch:5d} {threads:3d}  ' +
                         ''.join(f'{1e3 * med[v]:>19.1f}ms' for v in VARIANTS) +
                         f'   {med["ORT int8 (ours)"] / med["ORT FP32"]:8.2f}x '
                         f'{med["ORT int8 (ours)"] / med["ORT quantize_static"]:10.2f}x')
     torch.set_num_threads(max(threads_list))
     return rows
+
+
+def ort_latency(spec):
+    """Child process of latency_rows: median time per onnxruntime variant and batch, the
+    variants run round-robin (one run each per round) on one shared thread pool."""
+    import onnxruntime as ort
+    from onnxruntime.capi import _pybind_state
+    _pybind_state.set_global_thread_pool_sizes(spec['threads'], 1)  # before any session
+    sessions = {}
+    for v, path in spec['paths'].items():
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.use_per_session_threads = False
+        so.log_severity_level = 3
+        sessions[v] = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    out = {}
+    for batch in spec['batches']:
+        x = torch.randn([batch, 3] + spec['shape'], generator=torch.Generator().manual_seed(1))
+        feed = {'input': x.numpy()}
+        times = {v: [] for v in sessions}
+        for i in range(spec['warmup'] + spec['runs']):
+            for v, s in sessions.items():
+                t = time.perf_counter()
+                s.run(None, feed)
+                if i >= spec['warmup']:
+                    times[v].append(time.perf_counter() - t)
+        out[str(batch)] = {v: float(np.median(t)) for v, t in times.items()}
+    print(json.dumps(out))
 
 
 def profile_rows(paths, shape, runs=10):
@@ -328,6 +357,8 @@ def header(argv):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ['--ort-latency']:
+        return ort_latency(json.loads(argv[1]))
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--demo-ckpt', help='a trained demo W4A4 checkpoint (optional)')
