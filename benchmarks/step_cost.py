@@ -9,7 +9,8 @@ alike): FP, W4A4 QAT with plain SGD, W4A4 QAT with TR scheduling, and the same d
 made W4A4 QAT with torch.ao.quantization and with Brevitas (benchmarks/variants.py says
 exactly how), trained with plain SGD. Prints the median step
 time of each as a ratio to FP, the TR overhead (TRS step / plain QAT step), and the
-time of the TR bookkeeping alone (transition counting) relative to the QAT step.
+time of the TR bookkeeping alone (transition counting, Eq. 5) relative to the TRS step:
+counted in the weight quantizers' forward pass as trained, and in a pass of its own.
 A second table does the same for the light model (MobileNetV2 0.5x RetinaNet,
 --light-variants, at each of --light-sizes; `--light-variants ''` skips it).
 Absolute times on shared machines mean little; the ratios are the result, and they
@@ -118,18 +119,58 @@ def print_table(names, base_name, args, size):
         print(f'  TR scheduling overhead ({trs} / {sgd}): '
               f'{(med[trs] / med[sgd] - 1) * 100:+.2f}%')
     if trs:
-        counter = runs[trs][1].counter
+        print_bookkeeping(runs[trs][1].counter, med[trs], args)
+
+
+def print_bookkeeping(counter, trs_step, args):
+    """The TR bookkeeping of Eq. 5 alone, as a share of a TRS step: where the weight
+    quantizers' forward pass counts the transitions (fused CPU kernel, TransitionCounter
+    in_forward), the extra time of that pass with the comparison over the same pass
+    without it, plus collecting the counts; and, for comparison, a pass of its own
+    (what other devices and plain optimizers' TransitionRateHook do)."""
+    from mmtrs.quant import quantizer as qmod
+
+    def timed(fn):
         t = []
         for _ in range(args.iters):
             synchronize(args.device)
             t0 = time.perf_counter()
-            counter.count()
+            fn()
             synchronize(args.device)
             t.append(time.perf_counter() - t0)
-        book = statistics.median(t)
-        print(f'  TR bookkeeping alone: {book * 1000:.2f} ms per step = '
-              f'{book / med[trs] * 100:.2f}% of a TRS step '
-              f'({int(counter.numels.sum())} quantized weights)')
+        return statistics.median(t)
+
+    def separate():
+        for m, prev in zip(counter.layers, counter.prev):
+            m.weight_quantizer.update_levels(m.weight, prev)
+
+    n = int(counter.numels.sum())
+    own = timed(separate)
+    print(f'  TR bookkeeping in a pass of its own: {own * 1000:.2f} ms per step = '
+          f'{own / trs_step * 100:.2f}% of a TRS step ({n} quantized weights)')
+    if not (counter.in_forward and qmod._use_fused(counter.layers[0].weight)):
+        return
+
+    def weight_passes(with_levels):
+        for m, prev in zip(counter.layers, counter.prev):
+            q = m.weight_quantizer
+            a, b, g = q.qrange
+            with torch.no_grad():
+                qmod._fused_quantize.quantize(m.weight, q.scale, [], a, b, g, q.use_sign,
+                                              1.0, False, [], prev if with_levels else None)
+
+    def collect():
+        for m in counter.layers:
+            m.weight_quantizer.transitions = 0
+        counter.count()
+
+    diffs = []
+    for _ in range(5):  # the difference of two medians, itself a median of 5
+        diffs.append(timed(lambda: weight_passes(True)) - timed(lambda: weight_passes(False)))
+    fwd, col = statistics.median(diffs), timed(collect)
+    print(f'  TR bookkeeping in the forward pass (as trained): {fwd * 1000:.2f} ms more in '
+          f'the weight quantizers + {col * 1000:.2f} ms collecting = '
+          f'{(fwd + col) / trs_step * 100:.2f}% of a TRS step')
 
 
 if __name__ == '__main__':

@@ -325,3 +325,84 @@ def test_transition_counts_fused_and_aten_match_numpy(w_bits, monkeypatch):
         # float32 vs float64 may disagree about a weight sitting on a .5 tie
         assert got_fused == pytest.approx(expected, abs=2)
         assert all(torch.equal(a, b) for a, b in zip(fused.prev, aten.prev))
+
+
+@pytest.mark.parametrize('w_bits', [1, 2, 4])
+def test_forward_kernel_counts_transitions_as_numpy(w_bits):
+    """The quantizer forward with `levels` (Eq. 5 counted in the pass that quantizes the
+    weights): the same output as without, the count and the new levels as numpy's, on a
+    tensor large enough to be split across threads."""
+    from mmtrs.quant import quantizer as qmod
+    assert qmod.fused_kernel_available(), 'fused kernel not built: run `pip install -e .`'
+    q = qmod.Quantizer(w_bits, 'weight')
+    torch.manual_seed(w_bits)
+    w0 = torch.randn(300_000)
+    q.scale.data.fill_(float(w0.std() * 3))
+    q.initialized.fill_(1)
+    alpha, beta, gamma = q.qrange
+    use_sign = w_bits == 1
+
+    def np_levels(w):
+        v = gamma * w.double().numpy() / float(q.scale.detach())
+        if use_sign:
+            return np.where(np.clip(v, alpha, beta) >= 0, 1, -1)
+        return np.round(np.clip(v, alpha, beta))
+
+    levels = torch.from_numpy(np_levels(w0).astype(np.int8))
+    w1 = w0 + torch.randn(300_000) * w0.std() * 0.05
+    args = (w1, q.scale, [], alpha, beta, gamma, use_sign, 1.0, False, [])
+    plain, _, none = qmod._fused_quantize.quantize(*args, None)
+    out, _, changed = qmod._fused_quantize.quantize(*args, levels)
+    expected = np_levels(w1)
+    assert none == -1 and torch.equal(out, plain)
+    assert changed > 1000
+    # float32 vs float64 may disagree about a weight sitting on a .5 tie
+    assert changed == pytest.approx(float((expected != np_levels(w0)).sum()), abs=2)
+    assert (levels.numpy() != expected).sum() <= 2
+
+
+def test_transitions_counted_in_forward_match_a_separate_pass(monkeypatch):
+    """TRSOptimWrapper counts Eq. 5 in the weight quantizers' forward pass. With gradient
+    accumulation, an evaluation forward and a repeated training forward between steps,
+    and a resume from a state dict, training is bit-identical to counting in a pass of
+    its own (TransitionCounter(in_forward=False)), and that pass is never needed."""
+    from mmtrs.quant import quantizer as qmod
+    from mmtrs.trs import TransitionCounter
+    runs = []
+    for in_forward in (True, False):
+        model = tiny_model()
+        wrapper = build(model, accumulative_counts=2, tr_momentum=0.9, eta=0.5,
+                        init_target=0.05, init_talr=0.2)
+        wrapper.initialize_count_status(model, 0, 100)
+        named = [(n, m) for n, m in model.named_modules() if isinstance(m, QConv2d)]
+        wrapper._counter = TransitionCounter(named, in_forward=in_forward)
+        rates = []
+        for t in range(12):
+            if t == 6:  # resume mid-run into a fresh model and wrapper
+                state, opt_state = copy.deepcopy(model.state_dict()), wrapper.state_dict()
+                model = tiny_model(seed=1)
+                model.load_state_dict(state)
+                wrapper = build(model, accumulative_counts=2, tr_momentum=0.9, eta=0.5,
+                                init_target=0.05, init_talr=0.2)
+                wrapper.initialize_count_status(model, 0, 100)
+                named = [(n, m) for n, m in model.named_modules() if isinstance(m, QConv2d)]
+                wrapper._counter = TransitionCounter(named, in_forward=in_forward)
+                wrapper.load_state_dict(opt_state)
+            if t % 3 == 1:
+                with torch.no_grad():
+                    model(batch(100 + t)[0])          # evaluation: not counted
+            if t % 4 == 2:
+                loss_fn(model, 200 + t)                # a training forward, dropped
+            if in_forward and t >= 2:
+                # from the second update on the forward pass has counted every layer
+                monkeypatch.setattr(qmod.Quantizer, 'update_levels', None)
+            wrapper.update_params(loss_fn(model, t))
+            if wrapper.steps and t % 2:
+                rates.append((wrapper.transition_rate, wrapper.running_tr, wrapper.talr))
+        monkeypatch.undo()
+        runs.append((rates, model.state_dict()))
+    (r_fwd, sd_fwd), (r_sep, sd_sep) = runs
+    assert r_fwd == r_sep
+    assert max(r[0] for r in r_fwd) > 0, 'test is vacuous: no level ever changed'
+    for k, v in sd_fwd.items():
+        assert torch.equal(v, sd_sep[k]), k

@@ -54,7 +54,7 @@ try:  # the fused CPU kernels (mmtrs/quant/csrc), built by `pip install -e .`
     from . import _fused_quantize
 except ImportError:  # not built (e.g. an isolated build without torch): ATen ops only
     _fused_quantize = None
-if _fused_quantize is not None and not hasattr(_fused_quantize, 'quantize'):
+if _fused_quantize is not None and getattr(_fused_quantize, 'INTERFACE', 1) != 2:
     # a build from older sources (an editable install whose C++ changed since)
     print_log('mmtrs: the compiled quantizer extension predates its sources and is not '
               'used (the ATen path is, slower); rebuild it: pip install -e . '
@@ -243,6 +243,11 @@ class Quantizer(nn.Module):
         self.register_buffer('initialized', torch.zeros((), dtype=torch.uint8))
         self.register_buffer('signed_flag',
                              torch.tensor(1 if signed is True else 0, dtype=torch.uint8))
+        # Eq. 5 in the forward pass (set by TransitionCounter, weights only): the int8
+        # levels of the weights' last count, and the transitions that the first
+        # training forward since then counted against them (None: not counted yet)
+        self.transition_levels = None
+        self.transitions = None
 
     # ---- public surface -------------------------------------------------------------
     @property
@@ -325,11 +330,20 @@ class Quantizer(nn.Module):
         factors = () if out_scale is None else tuple(out_scale())
         use_sign = self.bits == 1 and signed
         if _use_fused(x):  # one C++ autograd node, no Python on either pass
-            out, x_min = _fused_quantize.quantize(
+            # the levels are compared once per optimizer step: by the first training
+            # forward after the count, not by further ones (gradient accumulation) or
+            # by evaluation
+            levels = self.transition_levels
+            if levels is not None and (self.transitions is not None or
+                                       not torch.is_grad_enabled()):
+                levels = None
+            out, x_min, changed = _fused_quantize.quantize(
                 x, self.scale, [t for t, _ in factors], alpha, beta, gamma, use_sign,
-                self._grad_factor, check, [g for _, g in factors])
+                self._grad_factor, check, [g for _, g in factors], levels)
             if check and float(x_min) < 0:
                 raise self._negative_error(float(x_min))
+            if levels is not None:
+                self.transitions = changed
             return out
         params = (alpha, beta, gamma, use_sign, self._grad_factor, low_clip,
                   self._negative_error if check else None, tuple(g for _, g in factors))

@@ -86,7 +86,8 @@ class TransitionRateSchedulingMixin:
         if missing:
             raise ValueError(f'quantized weights not handed to the optimizer (frozen?): '
                              f'{missing[:3]}')
-        self._counter = TransitionCounter(layers)
+        # Eq. 5 is counted between the forward and the step: in the forward pass
+        self._counter = TransitionCounter(layers, in_forward=True)
         s = self.settings
         n = len(layers) if s.per_layer else 1
         self.rate = RunningTransitionRate(s.tr_momentum, n)

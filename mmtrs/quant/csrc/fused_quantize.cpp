@@ -43,18 +43,35 @@ inline float level(float v, float alpha, float beta) {
 // kScaled: the output is multiplied by `f` in the same pass, (x_d / gamma) * f, the same
 // two float32 operations as ATen's `x_q * f` (the de-normalization h of Eq. 3, which
 // QConv2d applies to its weights; see quantize_forward).
-template <bool kSign, bool kMin, bool kScaled>
-float forward_range(const float* __restrict x, float* __restrict out, int64_t begin,
-                    int64_t end, float c, float alpha, float beta, float gamma, float f) {
+// kLevels: the integer levels x_d are also compared with `levels` (int8, those of an
+// earlier pass) and written there, and the changed ones counted: the numerator of
+// Eq. 5 for weights, in the pass that quantizes them anyway (see update_levels).
+template <bool kSign, bool kMin, bool kScaled, bool kLevels>
+float forward_range(const float* __restrict x, float* __restrict out,
+                    int8_t* __restrict levels, int64_t begin, int64_t end, float c,
+                    float alpha, float beta, float gamma, float f, int64_t* changed_out) {
   float mn = std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(min : mn)
-  for (int64_t i = begin; i < end; ++i) {
-    const float xi = x[i];
-    const float v = xi * c;                      // x * (gamma / s)
-    const float q = level<kSign>(v, alpha, beta) / gamma;   // x_q = x_d / gamma
-    out[i] = kScaled ? q * f : q;
-    if (kMin) mn = xi < mn ? xi : mn;
+  int64_t total = 0;
+  for (int64_t blk = begin; blk < end; blk += 65536) {
+    const int64_t stop = end - blk > 65536 ? blk + 65536 : end;
+    int32_t changed = 0;  // a 32-bit sum vectorizes with the 32-bit floats
+#pragma omp simd reduction(min : mn) reduction(+ : changed)
+    for (int64_t i = blk; i < stop; ++i) {
+      const float xi = x[i];
+      const float v = xi * c;                      // x * (gamma / s)
+      const float lv = level<kSign>(v, alpha, beta);
+      const float q = lv / gamma;                  // x_q = x_d / gamma
+      out[i] = kScaled ? q * f : q;
+      if (kMin) mn = xi < mn ? xi : mn;
+      if (kLevels) {
+        const int32_t li = static_cast<int32_t>(lv);
+        changed += li != levels[i];
+        levels[i] = static_cast<int8_t>(li);
+      }
+    }
+    total += changed;
   }
+  *changed_out = total;
   return mn;
 }
 
@@ -73,17 +90,25 @@ inline float unless_outside(float q, uint8_t outside) {
   return q;
 }
 
-template <bool kSign, bool kMin, bool kScaled>
-float forward_all(const float* x, float* out, int64_t n, float c, float alpha, float beta,
-                  float gamma, float f) {
+struct MinCount {
+  float mn;
+  int64_t changed;
+};
+
+template <bool kSign, bool kMin, bool kScaled, bool kLevels>
+MinCount forward_all(const float* x, float* out, int8_t* levels, int64_t n, float c,
+                     float alpha, float beta, float gamma, float f) {
   return at::parallel_reduce(
-      0, n, kGrain, std::numeric_limits<float>::infinity(),
-      [&](int64_t b, int64_t e, float ident) {
-        const float m = forward_range<kSign, kMin, kScaled>(x, out, b, e, c, alpha, beta,
-                                                             gamma, f);
-        return m < ident ? m : ident;
+      0, n, kGrain, MinCount{std::numeric_limits<float>::infinity(), 0},
+      [&](int64_t b, int64_t e, MinCount ident) {
+        int64_t changed = 0;
+        const float m = forward_range<kSign, kMin, kScaled, kLevels>(
+            x, out, levels, b, e, c, alpha, beta, gamma, f, &changed);
+        return MinCount{m < ident.mn ? m : ident.mn, ident.changed + changed};
       },
-      [](float a, float b) { return a < b ? a : b; });
+      [](MinCount a, MinCount b) {
+        return MinCount{a.mn < b.mn ? a.mn : b.mn, a.changed + b.changed};
+      });
 }
 
 void check_input(const at::Tensor& t, const char* name) {
@@ -93,26 +118,39 @@ void check_input(const at::Tensor& t, const char* name) {
 
 }  // namespace
 
-// Returns (x_q [* out_scale], min(x) or +inf if not asked). c = gamma / s computed by
-// the caller exactly as the ATen path does (float32 reciprocal(s) * gamma).
-// out_scale: multiply the output by this float32 value in the same pass (None: no
-// multiplication).
-std::tuple<at::Tensor, double> quantize_forward(
+// Returns (x_q [* out_scale], min(x) or +inf if not asked, number of changed levels or
+// -1). c = gamma / s computed by the caller exactly as the ATen path does (float32
+// reciprocal(s) * gamma). out_scale: multiply the output by this float32 value in the
+// same pass (None: no multiplication). levels: an int8 tensor of x's size holding the
+// levels of an earlier x; they are compared with x's and replaced by them (None: no
+// counting).
+std::tuple<at::Tensor, double, int64_t> quantize_forward(
     const at::Tensor& x_in, double c, double alpha, double beta, double gamma,
-    bool use_sign, bool want_min, std::optional<double> out_scale) {
+    bool use_sign, bool want_min, std::optional<double> out_scale,
+    const std::optional<at::Tensor>& levels) {
   check_input(x_in, "x");
   const at::Tensor x = x_in.contiguous();
   at::Tensor out = at::empty_like(x);
   const float* xp = x.const_data_ptr<float>();
   float* op = out.data_ptr<float>();
   const int64_t n = x.numel();
+  int8_t* lp = nullptr;
+  if (levels.has_value()) {
+    TORCH_CHECK(levels->scalar_type() == at::kChar && levels->is_contiguous() &&
+                    levels->numel() == n && levels->device().is_cpu(),
+                "levels must be a contiguous int8 CPU tensor of x's size");
+    lp = levels->data_ptr<int8_t>();
+  }
   const float cf = static_cast<float>(c), af = static_cast<float>(alpha),
               bf = static_cast<float>(beta), gf = static_cast<float>(gamma),
               ff = static_cast<float>(out_scale.value_or(1.0));
-  float mn;
-#define MMTRS_FWD(S, M, F) mn = forward_all<S, M, F>(xp, op, n, cf, af, bf, gf, ff)
+  MinCount r;
+#define MMTRS_FWD(S, M, F, L) \
+  r = forward_all<S, M, F, L>(xp, op, lp, n, cf, af, bf, gf, ff)
+#define MMTRS_FWD_L(S, M, F) \
+  if (lp) MMTRS_FWD(S, M, F, true); else MMTRS_FWD(S, M, F, false)
 #define MMTRS_FWD_F(S, M) \
-  if (out_scale.has_value()) MMTRS_FWD(S, M, true); else MMTRS_FWD(S, M, false)
+  if (out_scale.has_value()) { MMTRS_FWD_L(S, M, true); } else { MMTRS_FWD_L(S, M, false); }
 #define MMTRS_FWD_M(S) if (want_min) { MMTRS_FWD_F(S, true); } else { MMTRS_FWD_F(S, false); }
   if (use_sign) {
     MMTRS_FWD_M(true)
@@ -121,8 +159,9 @@ std::tuple<at::Tensor, double> quantize_forward(
   }
 #undef MMTRS_FWD_M
 #undef MMTRS_FWD_F
+#undef MMTRS_FWD_L
 #undef MMTRS_FWD
-  return {out, static_cast<double>(mn)};
+  return {out, static_cast<double>(r.mn), lp ? r.changed : -1};
 }
 
 namespace {
@@ -323,19 +362,21 @@ float lsq_term(float t, std::optional<double> g) {
 //
 // Inputs: x, the scale s (0-d), the factors h of f (0-d tensors; one may be s itself,
 // autograd then adds its two gradients), and the scalar settings of the quantizer.
-// Outputs: x_q * f, and min(x) (+inf unless want_min; not differentiable), which the
-// caller checks for the sign of unsigned activations.
+// Outputs: x_q * f, min(x) (+inf unless want_min; not differentiable), which the
+// caller checks for the sign of unsigned activations, and the number of levels that
+// differ from `levels` (-1 without; see quantize_forward).
 class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
  public:
   // forward's arguments after x, s and h: alpha, beta, gamma, use_sign, grad_factor,
-  // want_min, h_scales (backward returns an undefined gradient for each)
-  static constexpr size_t kScalarArgs = 7;
+  // want_min, h_scales, levels (backward returns an undefined gradient for each)
+  static constexpr size_t kScalarArgs = 8;
 
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x,
                                const at::Tensor& s, at::TensorList h, double alpha,
                                double beta, double gamma, bool use_sign,
                                double grad_factor, bool want_min,
-                               std::vector<std::optional<double>> h_scales) {
+                               std::vector<std::optional<double>> h_scales,
+                               const std::optional<at::Tensor>& levels) {
     TORCH_CHECK(h.size() == h_scales.size(), "one LSQ gradient scale per factor of f");
     const float s_value = s.item<float>();
     const float c = (1.0f / s_value) * static_cast<float>(gamma);  // gamma / s
@@ -348,9 +389,11 @@ class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
       prefix.push_back(i ? static_cast<float>(prefix.back()) * t : t);
     }
     if (!prefix.empty()) f = prefix.back();
-    auto [out, x_min] = quantize_forward(x, c, alpha, beta, gamma, use_sign, want_min, f);
+    auto [out, x_min, changed] =
+        quantize_forward(x, c, alpha, beta, gamma, use_sign, want_min, f, levels);
     at::Tensor min_out = at::scalar_tensor(x_min, at::kDouble);
-    ctx->mark_non_differentiable({min_out});
+    at::Tensor changed_out = at::scalar_tensor(changed, at::kLong);
+    ctx->mark_non_differentiable({min_out, changed_out});
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({x, s});
     auto& d = ctx->saved_data;
@@ -365,7 +408,7 @@ class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
     for (const auto& g : h_scales)
       scales.push_back(g.value_or(std::numeric_limits<double>::quiet_NaN()));
     d["scales"] = scales;
-    return {out, min_out};
+    return {out, min_out, changed_out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -414,15 +457,15 @@ class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
   }
 };
 
-// (x_q * f, min(x)) through QuantizeNode; see there.
-std::tuple<at::Tensor, at::Tensor> quantize(
+// (x_q * f, min(x), changed levels) through QuantizeNode; see there.
+std::tuple<at::Tensor, at::Tensor, int64_t> quantize(
     const at::Tensor& x, const at::Tensor& s, std::vector<at::Tensor> h, double alpha,
     double beta, double gamma, bool use_sign, double grad_factor, bool want_min,
-    std::vector<std::optional<double>> h_scales) {
+    std::vector<std::optional<double>> h_scales, std::optional<at::Tensor> levels) {
   check_input(s, "s");
   auto outs = QuantizeNode::apply(x, s, at::TensorList(h), alpha, beta, gamma, use_sign,
-                                  grad_factor, want_min, std::move(h_scales));
-  return {outs[0], outs[1]};
+                                  grad_factor, want_min, std::move(h_scales), levels);
+  return {outs[0], outs[1], outs[2].item<int64_t>()};
 }
 
 }  // namespace mmtrs
@@ -435,4 +478,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("quantize", &mmtrs::quantize,
         "Eq. 13 quantizer as one autograd node (fused kernels, CPU float32)");
   m.def("update_levels", &update_levels, "Eq. 5 transitions: update int8 levels, count changes");
+  // the interface version mmtrs/quant/quantizer.py expects (a stale build is not used)
+  m.attr("INTERFACE") = 2;
 }
