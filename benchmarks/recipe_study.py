@@ -23,10 +23,13 @@ Protocol (every run resumable: one whose result.json exists is reused):
             (QuantWeightLRConstructor's `quant_weight_lr_mult`)
       SGDT: LR x{3, 9, 27} of 3e-3   x  R^0 multiple {1, 3, 9} of the TR measured under
             that LR (`auto_target_scale`); U^0 = that LR
+    and with --methods SGD,SGDT,Adam,AdamT also
+      Adam:  LR x{9, 27, 81} of 1e-4 x  quantized weights' LR multiple {1/3, 1, 3}
+      AdamT: LR x{9, 27, 81} of 1e-4 x  R^0 multiple {1, 3, 9}
     centred on the one-knob optima of earlier runs. If a selected point lies on an edge,
-    that axis is extended one step (x3) outward for both methods alike, up to
+    that axis is extended one step (x3) outward for every method alike, up to
     --max-extensions times (--extend-edge-method-only: for that method alone).
- 3. Seeds: both selected settings at --seeds (paired: same FP start, data order).
+ 3. Seeds: every selected setting at --seeds (paired: same FP start, data order).
  4. Controls, on plain SGD at SGDT's selected LR with SGDT's frozen weight scales:
       replay:  the quantized weights step with the TALR U(t) recorded from the selected
                SGDT run at seed 0 (TALRReplayOptimWrapper): TR scheduling's schedule
@@ -61,16 +64,21 @@ import light_study as ls
 from study import report, stats
 from study.runs import TestedRun, data_options, execute, study_wall_minutes
 
-BASE_LR = 3e-3
+BASE_LR = 3e-3  # SGD's; the controls and the FP fine-tune are SGD runs
 DEFAULT_QAT_ITERS = 450
-# method -> (config optimizer, second knob, LR multiples, second-knob multiples); --grid
-# recentres one
+# method -> (config optimizer, second knob, base LR, LR multiples, second-knob
+# multiples); --grid recentres one, --methods picks them (SGD and SGDT always: the
+# controls are made from their selections)
 GRIDS = {
-    'SGD': ('sgd', 'quant_weight_lr_mult', (9, 27, 81), (1 / 3, 1, 3)),
-    'SGDT': ('trs', 'auto_target_scale', (3, 9, 27), (1, 3, 9)),
+    'SGD': ('sgd', 'quant_weight_lr_mult', BASE_LR, (9, 27, 81), (1 / 3, 1, 3)),
+    'SGDT': ('trs', 'auto_target_scale', BASE_LR, (3, 9, 27), (1, 3, 9)),
+    # centred on the light-model study's one-knob Adam optimum (x27 of 1e-4)
+    'Adam': ('adam', 'quant_weight_lr_mult', 1e-4, (9, 27, 81), (1 / 3, 1, 3)),
+    'AdamT': ('adamt', 'auto_target_scale', 1e-4, (9, 27, 81), (1, 3, 9)),
 }
+DEFAULT_METHODS = 'SGD,SGDT'
 FP_FT_CFG = 'configs/demo/retinanet_mbv2_fp_ft_demo.py'
-ROWS = ('SGD', 'SGDT', 'replay', 'warm-up', 'FP fine-tune')
+ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT', 'replay', 'warm-up', 'FP fine-tune')
 STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority order
 
 
@@ -102,18 +110,19 @@ class Study:
         return ls.qat_options(method, BASE_LR * lr_mult, iters or a.qat_iters, a.smoke)
 
     def grid(self, row, lr_mult, knob_mult, seed, iters=None):
-        """A point of SGD's or SGDT's grid."""
-        opt, knob = GRIDS[row][:2]
+        """A point of a method's grid."""
+        opt, knob, base = GRIDS[row][:3]
         cfg = ls.QAT_CFG.format(b=self.args.bits, opt=opt)
-        if row == 'SGD':
-            opts = self._qat('sgd', lr_mult, iters) + [
+        iters = iters or self.args.qat_iters
+        if knob == 'quant_weight_lr_mult':  # SGD, Adam
+            opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke) + [
                 'optim_wrapper.constructor=QuantWeightLRConstructor',
                 f'optim_wrapper.quant_weight_lr_mult={knob_mult:.6g}']
-        else:  # qat_options' 'trs' knob is R^0's multiple; the LR is set after it
-            opts = ls.qat_options('trs', knob_mult, iters or self.args.qat_iters,
-                                  self.args.smoke)
-            opts.append(f'optim_wrapper.optimizer.lr={BASE_LR * lr_mult:.6g}')
-        return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters)
+        else:  # SGDT, AdamT: qat_options' knob is R^0's multiple; the LR is set after it
+            opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke)
+            opts.append(f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}')
+        return self._run(row, cfg, lr_mult, knob_mult, seed, opts,
+                         None if iters == self.args.qat_iters else iters)
 
     def replayed(self, row, lr_mult, trajectory, seed):
         """Plain SGD at SGDT's LR and frozen weight scales, quantized weights on a fixed
@@ -171,7 +180,7 @@ def set_grid(text):
                          f'SGD:81,243,729:1/27,1/9,1/3 ({e})')
     if row not in GRIDS:
         raise SystemExit(f'--grid {text!r}: ROW must be one of {sorted(GRIDS)}')
-    GRIDS[row] = GRIDS[row][:2] + tuple(axes)
+    GRIDS[row] = GRIDS[row][:3] + tuple(axes)
 
 
 def search(study, run, s0):
@@ -179,7 +188,7 @@ def search(study, run, s0):
     --extend-edge-method-only the method at the edge alone); returns
     ({row: selected run}, {row: [LR axis, knob axis]}, [every grid run])."""
     args = study.args
-    axes = {row: [[g[2][1]], [g[3][1]]] if args.smoke else [list(g[2]), list(g[3])]
+    axes = {row: [[g[3][1]], [g[4][1]]] if args.smoke else [list(g[3]), list(g[4])]
             for row, g in GRIDS.items()}
     for n in range(args.max_extensions + 1):
         runs = {row: [study.grid(row, a, k, s0) for a in ax[0] for k in ax[1]]
@@ -226,6 +235,10 @@ def main():
                    help='extend only the grid of the method whose optimum is on the edge '
                         '(more trials for it than for the other: the comparison is then '
                         "biased towards it; say so where it is reported)")
+    p.add_argument('--methods', default=DEFAULT_METHODS,
+                   help='the methods given grids and seeds, from ' + ','.join(GRIDS) +
+                   ' (SGD and SGDT always; their runs are shared with a run without '
+                   'the others)')
     p.add_argument('--grid', action='append', default=[], metavar='ROW:LRS:KNOBS',
                    help='recentre a method\'s grid, e.g. SGD:81,243,729:1/27,1/9,1/3 '
                         '(LR multiples of 3e-3 : second-knob multiples)')
@@ -236,6 +249,12 @@ def main():
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
+    methods = set(a.methods.split(',')) | {'SGD', 'SGDT'}
+    if methods - set(GRIDS):
+        raise SystemExit(f'--methods {a.methods}: unknown {sorted(methods - set(GRIDS))}; '
+                         f'choose from {",".join(GRIDS)}')
+    for row in set(GRIDS) - methods:
+        del GRIDS[row]
     for g in a.grid:
         set_grid(g)
     wd = osp.abspath(a.work_dir if not a.smoke or a.work_dir != 'work_dirs/recipe_study'
@@ -276,8 +295,9 @@ def main():
     extra = []
     if complete:
         sgd, sgdt = best['SGD'], best['SGDT']
-        rows['SGD'] += [study.grid('SGD', sgd.lr_mult, sgd.knob_mult, s) for s in later]
-        rows['SGDT'] += [study.grid('SGDT', sgdt.lr_mult, sgdt.knob_mult, s) for s in later]
+        for row in GRIDS:
+            b = best[row]
+            rows[row] += [study.grid(row, b.lr_mult, b.knob_mult, s) for s in later]
         rec_file = osp.join(sgdt.work_dir, 'talr_trajectory.json')
         with open(rec_file) as f:
             rec = json.load(f)
@@ -296,7 +316,7 @@ def main():
         extra = [study.grid(r.row, r.lr_mult, r.knob_mult, s0, iters=2 * args.qat_iters)
                  for r in (sgd, sgdt)]
         # priority: the paired seeds first, then the controls, FP fine-tune, length
-        stages = dict(seeds=rows['SGD'][1:] + rows['SGDT'][1:],
+        stages = dict(seeds=[r for row in GRIDS for r in rows[row][1:]],
                       controls=rows['replay'][1:] + rows['warm-up'][1:] +
                       rows['FP fine-tune'][:1] + rows['replay'][:1] + rows['warm-up'][:1],
                       all=extra + rows['FP fine-tune'][1:])
@@ -336,14 +356,14 @@ def grid_table(row, runs, axes, selected):
         return f'**{v}**' if cell[(m, k)] is selected else v
 
     header = [f'{row}: LR \\ {knob}'] + [f'x{k:.3g}' for k in axes[1]]
-    body = [[f'{BASE_LR * m:.3g} (x{m:g})'] + [text(m, k) for k in axes[1]]
+    body = [[f'{GRIDS[row][2] * m:.3g} (x{m:g})'] + [text(m, k) for k in axes[1]]
             for m in axes[0]]
     return report.md_table(header, body)
 
 
 def setting(r):
     if r.row in GRIDS:
-        return f'LR {BASE_LR * r.lr_mult:.3g}, {GRIDS[r.row][1]} {r.knob_mult:.3g}'
+        return f'LR {GRIDS[r.row][2] * r.lr_mult:.3g}, {GRIDS[r.row][1]} {r.knob_mult:.3g}'
     return f'LR {BASE_LR * r.lr_mult:.3g}'
 
 

@@ -167,3 +167,23 @@ def test_recipe_study_grid_extension():
     import recipe_study
     assert recipe_study.extend([9, 27, 81], 81) == [9, 27, 81, 243]
     assert recipe_study.extend([1 / 3, 1, 3], 1 / 3) == pytest.approx([1 / 9, 1 / 3, 1, 3])
+
+
+@pytest.mark.parametrize('row, cfg, lr, knob', [
+    ('SGD', 'sgd', 'optimizer.lr=0.081', 'quant_weight_lr_mult=0.333333'),
+    ('Adam', 'adam', 'optimizer.lr=0.0027', 'quant_weight_lr_mult=0.333333'),
+    ('SGDT', 'trs', 'optimizer.lr=0.081', 'auto_target_scale=0.333333'),
+    ('AdamT', 'adamt', 'optimizer.lr=0.0027', 'auto_target_scale=0.333333')])
+def test_recipe_study_grid_point_options(row, cfg, lr, knob, tmp_path):
+    """A grid point x27 LR, x1/3 knob: each method's own base LR (SGD 3e-3, Adam 1e-4)
+    and second knob reach the run's config options."""
+    import argparse
+
+    import recipe_study
+    args = argparse.Namespace(bits=3, work_dir=str(tmp_path), qat_iters=450, smoke=False,
+                              data=str(tmp_path), size=160)
+    run = recipe_study.Study(args, fp=None).grid(row, 27, 1 / 3, seed=1)
+    opts = run.options
+    assert run.cfg == f'configs/demo/retinanet_mbv2_w3a3_{cfg}_demo.py'
+    assert f'optim_wrapper.{lr}' in opts and f'optim_wrapper.{knob}' in opts
+    assert run.work_dir.endswith(f'{row}/lr27_k0.3333/seed1')
