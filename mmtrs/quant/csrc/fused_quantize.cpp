@@ -51,6 +51,18 @@ float forward_range(const float* __restrict x, float* __restrict out,
                     int8_t* __restrict levels, int64_t begin, int64_t end, float c,
                     float alpha, float beta, float gamma, float f, int64_t* changed_out) {
   float mn = std::numeric_limits<float>::infinity();
+  if constexpr (!kLevels) {  // every activation: the loop without the count's blocks
+#pragma omp simd reduction(min : mn)
+    for (int64_t i = begin; i < end; ++i) {
+      const float xi = x[i];
+      const float v = xi * c;                      // x * (gamma / s)
+      const float q = level<kSign>(v, alpha, beta) / gamma;   // x_q = x_d / gamma
+      out[i] = kScaled ? q * f : q;
+      if (kMin) mn = xi < mn ? xi : mn;
+    }
+    *changed_out = 0;
+    return mn;
+  }
   int64_t total = 0;
   for (int64_t blk = begin; blk < end; blk += 65536) {
     const int64_t stop = end - blk > 65536 ? blk + 65536 : end;
@@ -63,11 +75,9 @@ float forward_range(const float* __restrict x, float* __restrict out,
       const float q = lv / gamma;                  // x_q = x_d / gamma
       out[i] = kScaled ? q * f : q;
       if (kMin) mn = xi < mn ? xi : mn;
-      if (kLevels) {
-        const int32_t li = static_cast<int32_t>(lv);
-        changed += li != levels[i];
-        levels[i] = static_cast<int8_t>(li);
-      }
+      const int32_t li = static_cast<int32_t>(lv);
+      changed += li != levels[i];
+      levels[i] = static_cast<int8_t>(li);
     }
     total += changed;
   }
@@ -363,8 +373,8 @@ float lsq_term(float t, std::optional<double> g) {
 // Inputs: x, the scale s (0-d), the factors h of f (0-d tensors; one may be s itself,
 // autograd then adds its two gradients), and the scalar settings of the quantizer.
 // Outputs: x_q * f, min(x) (+inf unless want_min; not differentiable), which the
-// caller checks for the sign of unsigned activations, and the number of levels that
-// differ from `levels` (-1 without; see quantize_forward).
+// caller checks for the sign of unsigned activations, and, given `levels`, the number
+// of levels that differ from them (not differentiable; see quantize_forward).
 class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
  public:
   // forward's arguments after x, s and h: alpha, beta, gamma, use_sign, grad_factor,
@@ -392,8 +402,15 @@ class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
     auto [out, x_min, changed] =
         quantize_forward(x, c, alpha, beta, gamma, use_sign, want_min, f, levels);
     at::Tensor min_out = at::scalar_tensor(x_min, at::kDouble);
-    at::Tensor changed_out = at::scalar_tensor(changed, at::kLong);
-    ctx->mark_non_differentiable({min_out, changed_out});
+    // the count is a third output only when asked for: an activation quantizer pays
+    // for no extra tensor
+    at::Tensor changed_out;
+    if (levels.has_value()) {
+      changed_out = at::scalar_tensor(changed, at::kLong);
+      ctx->mark_non_differentiable({min_out, changed_out});
+    } else {
+      ctx->mark_non_differentiable({min_out});
+    }
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({x, s});
     auto& d = ctx->saved_data;
@@ -408,7 +425,8 @@ class QuantizeNode : public torch::autograd::Function<QuantizeNode> {
     for (const auto& g : h_scales)
       scales.push_back(g.value_or(std::numeric_limits<double>::quiet_NaN()));
     d["scales"] = scales;
-    return {out, min_out, changed_out};
+    if (changed_out.defined()) return {out, min_out, changed_out};
+    return {out, min_out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -465,7 +483,7 @@ std::tuple<at::Tensor, at::Tensor, int64_t> quantize(
   check_input(s, "s");
   auto outs = QuantizeNode::apply(x, s, at::TensorList(h), alpha, beta, gamma, use_sign,
                                   grad_factor, want_min, std::move(h_scales), levels);
-  return {outs[0], outs[1], outs[2].item<int64_t>()};
+  return {outs[0], outs[1], outs.size() > 2 ? outs[2].item<int64_t>() : -1};
 }
 
 }  // namespace mmtrs
