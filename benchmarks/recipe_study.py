@@ -46,10 +46,12 @@ Protocol (every run resumable: one whose result.json exists is reused):
     rise at --qat-iters?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, seeds, controls, FP fine-tune, length), 2 at a time, 1
-torch thread each. Measured on 2 cores (AMD EPYC, 2026-12-04) with --max-extensions 1
---extend-edge-method-only: 140 min from nothing (FP start 28 min; 40 QAT runs of about
-5 min, 2 of them 900 iterations). The report (--out/recipe_study.md, .json) is written from
-whatever has finished.
+torch thread each. Measured on 2 cores (AMD EPYC with AVX-512, 2026-12-05) with
+--grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only (docs/results.md): the FP
+start 115 min, then 39 QAT runs (24 of them grid points, 2 of 900 iterations) in 274 min
+beside the test suite and other work; idle, two 450-iteration runs side by side take
+about 4.5 min, so about 3.5 h from nothing. The report (--out/recipe_study.md, .json) is
+written from whatever has finished.
 """
 import argparse
 import json
