@@ -190,6 +190,10 @@ def make_run(args, method, bits, mult, seed, fp, lr=None):
         opts += remedy_options(cfg, method, value)
     if lr is not None:
         opts.append(f'optim_wrapper.optimizer.lr={lr:.6g}')
+    elif knob != 'lr' and opt not in ('adam', 'adamt'):
+        # the ordinary LR these rows were run and reported with (the FP fine-tune's);
+        # the shipped SGD-based configs now carry SGD's tuned one (x27)
+        opts.append(f'optim_wrapper.optimizer.lr={METHODS["sgd"][2]:.6g}')
     if args.smoke:
         opts += ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
                  'test_dataloader.batch_size=2']
