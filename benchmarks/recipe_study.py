@@ -123,8 +123,7 @@ class Study:
         else:  # SGDT, AdamT: qat_options' knob is R^0's multiple; the LR is set after it
             opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke)
             opts.append(f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}')
-        return self._run(row, cfg, lr_mult, knob_mult, seed, opts,
-                         None if iters == self.args.qat_iters else iters)
+        return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters)
 
     def replayed(self, row, lr_mult, trajectory, seed):
         """Plain SGD at SGDT's LR and frozen weight scales, quantized weights on a fixed

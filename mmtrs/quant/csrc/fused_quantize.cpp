@@ -25,6 +25,9 @@
 namespace {
 
 constexpr int64_t kGrain = 16384;
+// Eq. 5 counts are summed in int32 over blocks this long (a 32-bit sum vectorizes with
+// the 32-bit floats and cannot overflow in a block), then added up in int64.
+constexpr int64_t kCountBlock = 65536;
 // (v + 1.5 * 2^23) - 1.5 * 2^23 rounds v to the nearest integer, ties to even (IEEE
 // default rounding), for |v| < 2^22: the same as torch.round, and it vectorizes with
 // plain SSE2 where nearbyintf would be a libm call per element. |v| <= 128 here.
@@ -64,9 +67,9 @@ float forward_range(const float* __restrict x, float* __restrict out,
     return mn;
   }
   int64_t total = 0;
-  for (int64_t blk = begin; blk < end; blk += 65536) {
-    const int64_t stop = end - blk > 65536 ? blk + 65536 : end;
-    int32_t changed = 0;  // a 32-bit sum vectorizes with the 32-bit floats
+  for (int64_t blk = begin; blk < end; blk += kCountBlock) {
+    const int64_t stop = end - blk > kCountBlock ? blk + kCountBlock : end;
+    int32_t changed = 0;  // per block: see kCountBlock
 #pragma omp simd reduction(min : mn) reduction(+ : changed)
     for (int64_t i = blk; i < stop; ++i) {
       const float xi = x[i];
@@ -307,9 +310,9 @@ template <bool kSign>
 int64_t update_levels_range(const float* __restrict w, int8_t* __restrict levels,
                             int64_t begin, int64_t end, float c, float alpha, float beta) {
   int64_t total = 0;
-  for (int64_t blk = begin; blk < end; blk += 65536) {
-    const int64_t stop = end - blk > 65536 ? blk + 65536 : end;
-    int32_t changed = 0;  // a 32-bit sum vectorizes with the 32-bit floats
+  for (int64_t blk = begin; blk < end; blk += kCountBlock) {
+    const int64_t stop = end - blk > kCountBlock ? blk + kCountBlock : end;
+    int32_t changed = 0;  // per block: see kCountBlock
 #pragma omp simd reduction(+ : changed)
     for (int64_t i = blk; i < stop; ++i) {
       const int32_t lv = static_cast<int32_t>(level<kSign>(w[i] * c, alpha, beta));
