@@ -26,6 +26,11 @@ Protocol (every run resumable: one whose result.json exists is reused):
     and with --methods SGD,SGDT,Adam,AdamT also
       Adam:  LR x{9, 27, 81} of 1e-4 x  quantized weights' LR multiple {1/3, 1, 3}
       AdamT: LR x{9, 27, 81} of 1e-4 x  R^0 multiple {1, 3, 9}
+    and with --methods ...,freezing,dampening,LTS,OBR the oscillation remedies, each plain
+    SGD plus its hook: LR x{9, 27, 81} of 3e-3 x the hook's argument around its one-knob
+    selection in the light-model study (freezing threshold_end {1/300, 0.01, 0.03},
+    dampening lambda_max {1/30, 0.1, 0.3}, LTS tau_max {0.15, 0.45, 1.35}, OBR lambda_max
+    {0.01, 0.03, 0.09})
     centred on the one-knob optima of earlier runs. If a selected point lies on an edge,
     that axis is extended one step (x3) outward for every method alike, up to
     --max-extensions times (--extend-edge-method-only: for that method alone).
@@ -39,9 +44,11 @@ Protocol (every run resumable: one whose result.json exists is reused):
       warm-up: a simple rule in its place: the quantized weights' LR multiple ramps
                linearly from 1 to U/LR at the step where U peaks, over the steps up to
                it, then stays at that multiple of the config's cosine LR.
- 5. FP fine-tune: the FP model trained with the same schedule, unquantized, at the LR
-    SGD's selection gives the quantized weights (configs/demo/retinanet_mbv2_fp_ft_demo.py):
-    every QAT row is also reported as a fraction of it.
+ 5. FP fine-tune: the FP model trained with the same schedule, unquantized
+    (configs/demo/retinanet_mbv2_fp_ft_demo.py), its LR selected on val from x{3, 9, 27}
+    of 3e-3 (centred on the LR SGD's first selection gave its conv weights; extended on
+    an edge optimum like the grids; run right after them, seed 0): every QAT row is also
+    reported as a fraction of it.
  6. Length: the two selected settings at 2x --qat-iters (seed 0): do the val curves still
     rise at --qat-iters?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
@@ -77,10 +84,22 @@ GRIDS = {
     # centred on the light-model study's one-knob Adam optimum (x27 of 1e-4)
     'Adam': ('adam', 'quant_weight_lr_mult', 1e-4, (9, 27, 81), (1 / 3, 1, 3)),
     'AdamT': ('adamt', 'auto_target_scale', 1e-4, (9, 27, 81), (1, 3, 9)),
+    # the oscillation remedies (docs/methods.md): plain SGD plus the remedy's hook, over
+    # LR x the hook's argument (its value, not a multiple), centred on SGD's one-knob LR
+    # and each remedy's one-knob selection in the light-model study
+    'freezing': ('oscfreeze', 'hook:threshold_end', BASE_LR, (9, 27, 81),
+                 (1 / 300, 0.01, 0.03)),
+    'dampening': ('dampen', 'hook:lambda_max', BASE_LR, (9, 27, 81), (1 / 30, 0.1, 0.3)),
+    'LTS': ('lts', 'hook:tau_max', BASE_LR, (9, 27, 81), (0.15, 0.45, 1.35)),
+    'OBR': ('obr', 'hook:lambda_max', BASE_LR, (9, 27, 81), (0.01, 0.03, 0.09)),
 }
+REMEDIES = ('freezing', 'dampening', 'LTS', 'OBR')
 DEFAULT_METHODS = 'SGD,SGDT'
+# the FP fine-tune's LR multiples of BASE_LR (one knob: it is the reference, not a
+# competitor); x243 of it collapses the FP model
+FT_LRS = (3, 9, 27)
 FP_FT_CFG = 'configs/demo/retinanet_mbv2_fp_ft_demo.py'
-ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT', 'replay', 'warm-up', 'FP fine-tune')
+ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT') + REMEDIES + ('replay', 'warm-up', 'FP fine-tune')
 STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority order
 
 
@@ -120,6 +139,10 @@ class Study:
             opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke) + [
                 'optim_wrapper.constructor=QuantWeightLRConstructor',
                 f'optim_wrapper.quant_weight_lr_mult={knob_mult:.6g}']
+        elif knob.startswith('hook:'):  # a remedy: its knob is the hook's argument
+            opts = ls.qat_options(opt, None, iters, self.args.smoke) + \
+                ls.remedy_options(cfg, opt, knob_mult) + \
+                [f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}']
         else:  # SGDT, AdamT: qat_options' knob is R^0's multiple; the LR is set after it
             opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke)
             opts.append(f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}')
@@ -182,6 +205,21 @@ def set_grid(text):
     if row not in GRIDS:
         raise SystemExit(f'--grid {text!r}: ROW must be one of {sorted(GRIDS)}')
     GRIDS[row] = GRIDS[row][:3] + tuple(axes)
+
+
+def ft_search(study, run, s0):
+    """The FP fine-tune's LR, selected on val at seed 0 from FT_LRS, extended like the
+    grids; returns (selected run or None, [LR axis], [its runs])."""
+    args = study.args
+    axis = [FT_LRS[1]] if args.smoke else list(FT_LRS)
+    for n in range(args.max_extensions + 1):
+        runs = [study.fp_finetune(m, s0) for m in axis]
+        run(runs)
+        best = best_point(runs)
+        if best is None or any(not r.done() for r in runs) or len(axis) == 1 or \
+                best.lr_mult not in (min(axis), max(axis)) or n == args.max_extensions:
+            return best, axis, runs
+        axis = extend(axis, best.lr_mult)
 
 
 def search(study, run, s0):
@@ -293,8 +331,10 @@ def main():
     best, axes, grid = search(study, run, s0)
     rows = {row: [best[row]] for row in GRIDS if best[row] is not None}
     complete = all(r.done() for rs in grid.values() for r in rs)
-    extra = []
+    extra, ft_best, ft_axis, ft_grid = [], None, [], []
     if complete:
+        ft_best, ft_axis, ft_grid = ft_search(study, run, s0)
+    if complete and ft_best is not None:
         sgd, sgdt = best['SGD'], best['SGDT']
         for row in GRIDS:
             b = best[row]
@@ -310,10 +350,7 @@ def main():
                           for s in args.seeds]
         rows['warm-up'] = [study.replayed('warm-up', sgdt.lr_mult, warm_file, s)
                            for s in args.seeds]
-        # at the LR SGD's selection gave its conv weights: its ordinary LR can be far
-        # above what unquantized weights take (x243 of 3e-3 collapses the FP model)
-        rows['FP fine-tune'] = [study.fp_finetune(sgd.lr_mult * sgd.knob_mult, s)
-                                for s in args.seeds]
+        rows['FP fine-tune'] = [study.fp_finetune(ft_best.lr_mult, s) for s in args.seeds]
         extra = [study.grid(r.row, r.lr_mult, r.knob_mult, s0, iters=2 * args.qat_iters)
                  for r in (sgd, sgdt)]
         # priority: the paired seeds first, then the controls, FP fine-tune, length
@@ -327,8 +364,9 @@ def main():
             if stage == a.stop_after:
                 break
         run(order)
-    lines, data = report_study(args, fp, grid, axes, rows, extra)
+    lines, data = report_study(args, fp, grid, axes, rows, extra, ft_grid)
     data['minutes'] = study_wall_minutes([fp] + [r for rs in grid.values() for r in rs] +
+                                         ft_grid +
                                          [r for rs in rows.values() for r in rs] + extra)
     os.makedirs(out, exist_ok=True)
     # W3A3 at 450 iterations is the plain name; other bit-widths and lengths say theirs
@@ -356,7 +394,8 @@ def grid_table(row, runs, axes, selected):
         v = f'{val_ap(cell[(m, k)]):.1f}'
         return f'**{v}**' if cell[(m, k)] is selected else v
 
-    header = [f'{row}: LR \\ {knob}'] + [f'x{k:.3g}' for k in axes[1]]
+    value = knob.startswith('hook:')  # a remedy's axis holds values, not multiples
+    header = [f'{row}: LR \\ {knob}'] + [f'{"" if value else "x"}{k:.3g}' for k in axes[1]]
     body = [[f'{GRIDS[row][2] * m:.3g} (x{m:g})'] + [text(m, k) for k in axes[1]]
             for m in axes[0]]
     return report.md_table(header, body)
@@ -368,7 +407,7 @@ def setting(r):
     return f'LR {BASE_LR * r.lr_mult:.3g}'
 
 
-def report_study(args, fp, grid, axes, rows, extra):
+def report_study(args, fp, grid, axes, rows, extra, ft_grid):
     done = {row: {r.seed: r.test_ap() for r in rs if r.done()} for row, rs in rows.items()}
     ft = done.get('FP fine-tune', {})
     ft_mean = statistics.mean(ft.values()) if ft else None
@@ -387,6 +426,12 @@ def report_study(args, fp, grid, axes, rows, extra):
     for row in GRIDS:
         sel = rows[row][0] if rows.get(row) else None
         lines += grid_table(row, grid.get(row, []), axes[row], sel) + ['']
+    if ft_grid:
+        sel = [r.work_dir for r in rows.get('FP fine-tune', [])[:1]]
+        lines += ['FP fine-tune LR, val AP at seed 0 (bold: selected): ' + ', '.join(
+            f'{BASE_LR * r.lr_mult:.3g} (x{r.lr_mult:g}) ' +
+            (f'**{val_ap(r):.1f}**' if r.work_dir in sel else f'{val_ap(r):.1f}')
+            for r in ft_grid), '']
     table, data_rows = [], []
     for row in ROWS:
         rs = rows.get(row, [])
@@ -430,6 +475,7 @@ def report_study(args, fp, grid, axes, rows, extra):
                 fp_val=fp_val, grids={row: [dict(lr_mult=r.lr_mult, knob_mult=r.knob_mult,
                                                   val=val_ap(r)) for r in rs]
                                       for row, rs in grid.items()},
+                fp_finetune_grid=[dict(lr_mult=r.lr_mult, val=val_ap(r)) for r in ft_grid],
                 rows=data_rows, tracking=errors,
                 length=[dict(row=r.row, val=r.result()['val'], test=r.test_ap())
                         for r in extra if r.done()])

@@ -169,11 +169,40 @@ def test_recipe_study_grid_extension():
     assert recipe_study.extend([1 / 3, 1, 3], 1 / 3) == pytest.approx([1 / 9, 1 / 3, 1, 3])
 
 
+def test_recipe_study_fp_finetune_lr_extends_past_an_edge():
+    """The FP fine-tune's LR search: val AP peaking at x81 takes the x3..x27 axis up
+    twice (x81, then x243 to show x81 interior) and selects x81."""
+    import argparse
+
+    import recipe_study
+    val = {3: 10.0, 9: 20.0, 27: 30.0, 81: 35.0, 243: 5.0}
+
+    class Run:
+        def __init__(self, m):
+            self.lr_mult = m
+
+        def done(self):
+            return True
+
+        def result(self):
+            return dict(best_val=val[self.lr_mult])
+
+    study = argparse.Namespace(args=argparse.Namespace(smoke=False, max_extensions=2),
+                               fp_finetune=lambda m, seed: Run(m))
+    ran = []
+    best, axis, runs = recipe_study.ft_search(study, ran.append, 0)
+    assert best.lr_mult == 81 and axis == [3, 9, 27, 81, 243]
+    assert [[r.lr_mult for r in rs] for rs in ran] == [[3, 9, 27], [3, 9, 27, 81],
+                                                       [3, 9, 27, 81, 243]]
+
+
 @pytest.mark.parametrize('row, cfg, lr, knob', [
     ('SGD', 'sgd', 'optimizer.lr=0.081', 'quant_weight_lr_mult=0.333333'),
     ('Adam', 'adam', 'optimizer.lr=0.0027', 'quant_weight_lr_mult=0.333333'),
     ('SGDT', 'trs', 'optimizer.lr=0.081', 'auto_target_scale=0.333333'),
-    ('AdamT', 'adamt', 'optimizer.lr=0.0027', 'auto_target_scale=0.333333')])
+    ('AdamT', 'adamt', 'optimizer.lr=0.0027', 'auto_target_scale=0.333333'),
+    # a remedy's second knob is its hook's argument itself
+    ('dampening', 'dampen', 'optimizer.lr=0.081', None)])
 def test_recipe_study_grid_point_options(row, cfg, lr, knob, tmp_path):
     """A grid point x27 LR, x1/3 knob: each method's own base LR (SGD 3e-3, Adam 1e-4)
     and second knob reach the run's config options."""
@@ -185,5 +214,10 @@ def test_recipe_study_grid_point_options(row, cfg, lr, knob, tmp_path):
     run = recipe_study.Study(args, fp=None).grid(row, 27, 1 / 3, seed=1)
     opts = run.options
     assert run.cfg == f'configs/demo/retinanet_mbv2_w3a3_{cfg}_demo.py'
-    assert f'optim_wrapper.{lr}' in opts and f'optim_wrapper.{knob}' in opts
+    assert f'optim_wrapper.{lr}' in opts
+    if knob is None:  # the hook's argument is the value itself, here 1/3
+        assert any(o.startswith('custom_hooks.') and
+                   o.endswith('.lambda_max=0.3333333333333333') for o in opts), opts
+    else:
+        assert f'optim_wrapper.{knob}' in opts
     assert run.work_dir.endswith(f'{row}/lr27_k0.3333/seed1')
