@@ -190,10 +190,11 @@ def make_run(args, method, bits, mult, seed, fp, lr=None):
         opts += remedy_options(cfg, method, value)
     if lr is not None:
         opts.append(f'optim_wrapper.optimizer.lr={lr:.6g}')
-    elif knob != 'lr' and opt not in ('adam', 'adamt'):
-        # the ordinary LR these rows were run and reported with (the FP fine-tune's);
-        # the shipped SGD-based configs now carry SGD's tuned one (x27)
-        opts.append(f'optim_wrapper.optimizer.lr={METHODS["sgd"][2]:.6g}')
+    elif knob != 'lr':
+        # the ordinary LR these rows were run and reported with (3e-3, the FP
+        # fine-tune's; Adam's 1e-4): the shipped configs now carry tuned ones
+        base = METHODS['adam' if opt in ('adam', 'adamt') else 'sgd'][2]
+        opts.append(f'optim_wrapper.optimizer.lr={base:.6g}')
     if args.smoke:
         opts += ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
                  'test_dataloader.batch_size=2']

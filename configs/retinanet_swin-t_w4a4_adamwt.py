@@ -12,7 +12,7 @@ optim_wrapper = dict(
     init_talr=None,         # U^0 = AdamW's LR (1e-4)
     eta='auto',             # U^0 / (R^0 * eta_adapt_iters)
     init_target='auto',     # R^0 measured under the ordinary LR ...
-    auto_target_scale=3.0,  # ... times 3 (the shipped recipe)
+    auto_target_scale=1.0,  # ... times 1 (the shipped recipe over Adam-type optimizers)
     auto_target_iters=1000,
     eta_adapt_iters=1000,
     per_layer=False,

@@ -1,6 +1,7 @@
 """The TR-scheduling recipe every shipped TRS config carries (docs/tr_scheduling.md, "How
 to set up TR scheduling for a new model"; chosen by benchmarks/recipe_study.py): R^0
-measured under the ordinary LR and scaled by `auto_target_scale`, U^0 = that LR. Every
+measured under the ordinary LR and scaled by `auto_target_scale` (3 over SGD, 1 over
+Adam and AdamW: each optimizer's own selection), U^0 = that LR. Every
 TRS config in configs/ (and the one-step recipe's `quant_recipe.tr`) is found by what it
 builds, not by a list, and the demo ones train until R^0 is set, checked against the
 running TR counted here from the integer levels."""
@@ -20,6 +21,12 @@ from conftest import ROOT
 from test_quantized_models import build, train_steps
 
 RECIPE = dict(init_target='auto', auto_target_scale=3.0, init_talr=None)
+ADAM_TYPES = ('Adam', 'AdamW')
+
+
+def recipe(optimizer_type):
+    """The recipe's keys for a TRSOptimWrapper around `optimizer_type`."""
+    return dict(RECIPE, auto_target_scale=1.0 if optimizer_type in ADAM_TYPES else 3.0)
 TRS_TYPES = ('TRSOptimWrapper', 'AmpTRSOptimWrapper')
 
 
@@ -51,7 +58,14 @@ def test_trs_config_carries_the_recipe(path):
     if path.endswith('_trs_fixed_demo.py'):
         assert ow.init_target != 'auto'
         return
-    assert {k: ow.get(k) for k in RECIPE} == RECIPE
+    assert {k: ow.get(k) for k in RECIPE} == recipe(ow.optimizer.type)
+
+
+def test_adam_type_configs_are_among_them():
+    # the Adam-family recipe is checked on real configs, not vacuously
+    types = {Config.fromfile(osp.join(ROOT, p)).optim_wrapper.optimizer.type
+             for p in TRS_CONFIGS}
+    assert {'SGD', 'Adam', 'AdamW'} <= types, types
 
 
 def test_one_step_recipe_carries_it():
@@ -69,6 +83,7 @@ def _levels(layer):
 
 
 @pytest.mark.parametrize('path', ['configs/demo/retinanet_mbv2_w3a3_trs_demo.py',
+                                  'configs/demo/retinanet_mbv2_w3a3_adamt_demo.py',
                                   'configs/demo/retinanet_r18_w4a4_trs_demo.py'])
 def test_demo_recipe_sets_r0_from_the_counted_tr(path):
     cfg = Config.fromfile(osp.join(ROOT, path))
@@ -93,6 +108,6 @@ def test_demo_recipe_sets_r0_from_the_counted_tr(path):
         train_steps(model, wrapper, 1)
     measured = K / (1 - m ** n)                    # bias-corrected, n counted updates
     assert measured > 0, 'no weight changed level: the check would be vacuous'
-    assert wrapper.target_tr == pytest.approx(RECIPE['auto_target_scale'] * measured,
-                                              rel=1e-6)
+    scale = recipe(ow.optimizer.type)['auto_target_scale']
+    assert wrapper.target_tr == pytest.approx(scale * measured, rel=1e-6)
     assert wrapper.talr == pytest.approx(lr, rel=1e-6)   # U^0 = the ordinary LR

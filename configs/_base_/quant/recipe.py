@@ -13,8 +13,9 @@ quant_recipe = dict(
     trs=False,
     # TRSOptimWrapper keys, those of configs/retinanet_r50_w4a4_trs.py: m of Eq. 10 as in
     # the paper, R^0 = 3x the TR measured under the ordinary LR over the first 1000 steps
-    # (the shipped recipe) and eta = U^0 / (R^0 * 1000) (docs/tr_scheduling.md). A short
-    # run wants shorter windows.
+    # (the shipped recipe over SGD; over Adam/AdamW set auto_target_scale=1, their
+    # selection) and eta = U^0 / (R^0 * 1000) (docs/tr_scheduling.md). A short run wants
+    # shorter windows.
     tr=dict(tr_momentum=0.99, init_talr=None, eta='auto', init_target='auto',
             auto_target_scale=3.0, auto_target_iters=1000, eta_adapt_iters=1000,
             per_layer=False, bias_correction=True),
