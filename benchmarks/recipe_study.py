@@ -52,13 +52,15 @@ Protocol (every run resumable: one whose result.json exists is reused):
  6. Length: the two selected settings at 2x --qat-iters (seed 0): do the val curves still
     rise at --qat-iters?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
-Runs go in priority order (grids, seeds, controls, FP fine-tune, length), 2 at a time, 1
-torch thread each. Measured on 2 cores (AMD EPYC with AVX-512, 2026-12-05) with
---grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only (docs/results.md): the FP
-start 115 min, then 39 QAT runs (24 of them grid points, 2 of 900 iterations) in 274 min
-beside the test suite and other work; idle, two 450-iteration runs side by side take
-about 4.5 min, so about 3.5 h from nothing. The report (--out/recipe_study.md, .json) is
-written from whatever has finished.
+Runs go in priority order (grids, FP fine-tune LR, seeds, controls, FP fine-tune seeds,
+length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AVX-512,
+2026-12-05) with --grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only
+(docs/results.md): the FP start 115 min, then 39 QAT runs for SGD/SGDT and the controls
+(24 grid points, 2 of 900 iterations) in 274 min beside other work; adding
+--methods SGD,SGDT,Adam,AdamT,freezing,dampening, 68 more runs (Adam's grid grew to 5x5)
+in about 2 h idle (two 450-iteration runs side by side: 3.1-3.5 min). So about 3.5 h from
+nothing for SGD/SGDT, about 5.5 h with Adam, AdamT and two remedies. The report
+(--out/recipe_study.md, .json) is written from whatever has finished.
 """
 import argparse
 import json
