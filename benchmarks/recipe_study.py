@@ -333,9 +333,9 @@ def main():
     best, axes, grid = search(study, run, s0)
     rows = {row: [best[row]] for row in GRIDS if best[row] is not None}
     complete = all(r.done() for rs in grid.values() for r in rs)
-    extra, ft_best, ft_axis, ft_grid = [], None, [], []
+    extra, ft_best, ft_grid = [], None, []
     if complete:
-        ft_best, ft_axis, ft_grid = ft_search(study, run, s0)
+        ft_best, _, ft_grid = ft_search(study, run, s0)
     if complete and ft_best is not None:
         sgd, sgdt = best['SGD'], best['SGDT']
         for row in GRIDS:

@@ -22,12 +22,12 @@ from test_quantized_models import build, train_steps
 
 RECIPE = dict(init_target='auto', auto_target_scale=3.0, init_talr=None)
 ADAM_TYPES = ('Adam', 'AdamW')
+TRS_TYPES = ('TRSOptimWrapper', 'AmpTRSOptimWrapper')
 
 
 def recipe(optimizer_type):
     """The recipe's keys for a TRSOptimWrapper around `optimizer_type`."""
     return dict(RECIPE, auto_target_scale=1.0 if optimizer_type in ADAM_TYPES else 3.0)
-TRS_TYPES = ('TRSOptimWrapper', 'AmpTRSOptimWrapper')
 
 
 def _trs_configs():
