@@ -454,10 +454,14 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
     lines += ['Test AP of the selected settings (best-val checkpoint), paired by seed:', '']
     lines += report.md_table(['row', 'setting', 'seeds', 'test AP', 'vs SGD (95% CI)',
                               'wins', 'vs SGDT (95% CI)', 'of FP fine-tune'], table)
+    # how closely K followed R, for every TR-scheduled row (those whose knob is R^0)
+    tracking = {row: [e for e in (stats.tracking_error(r.result()['tr'])
+                                  for r in rows.get(row, []) if r.done()) if e]
+                for row in GRIDS if GRIDS[row][1] == 'auto_target_scale'}
+    lines.append('')
+    lines += [f'{row} tracking |K - R| / R, mean / late (60-90% of the run): '
+              f'{report.tracking_cell(errors)}' for row, errors in tracking.items()]
     sgdt = [r for r in rows.get('SGDT', []) if r.done()]
-    errors = [e for e in (stats.tracking_error(r.result()['tr']) for r in sgdt) if e]
-    lines += ['', 'SGDT tracking |K - R| / R, mean / late (60-90% of the run): '
-              f'{report.tracking_cell(errors)}']
     rep = {r.seed: r for r in rows.get('replay', []) if r.done()}
     if sgdt and sgdt[0].seed in rep:
         r0 = rep[sgdt[0].seed]
@@ -478,7 +482,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
                                                   val=val_ap(r)) for r in rs]
                                       for row, rs in grid.items()},
                 fp_finetune_grid=[dict(lr_mult=r.lr_mult, val=val_ap(r)) for r in ft_grid],
-                rows=data_rows, tracking=errors,
+                rows=data_rows, tracking=tracking['SGDT'], tracking_by_row=tracking,
                 length=[dict(row=r.row, val=r.result()['val'], test=r.test_ap())
                         for r in extra if r.done()])
     return lines, data
