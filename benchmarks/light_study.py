@@ -71,8 +71,9 @@ FP_CFG = 'configs/demo/retinanet_mbv2_fp_demo.py'
 # (configs/demo/retinanet_mbv2_w{b}a{b}_{oscfreeze,dampen,lts,obr}_demo.py)
 QAT_CFG = 'configs/demo/retinanet_mbv2_w{b}a{b}_{opt}_demo.py'
 FP_VAL_EVERY = 500
-REF_QAT_ITERS = 600        # the light configs' schedule (retinanet_mbv2_fp_ft_demo.py)
-REF_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=10)  # of those 600
+# the light TRS configs' R^0 measurement / eta windows, and the schedule they are for
+# (600 iterations: retinanet_mbv2_fp_ft_demo.py)
+TRS_WINDOWS = (dict(auto_target_iters=30, eta_adapt_iters=10), 600)
 
 # method -> (config: its optimizer or remedy in QAT_CFG, knob, base value, label); knob
 # 'lr' = optimizer LR, 'r0' = auto_target_scale, 'qlr' = quant_weight_lr_mult,
@@ -148,7 +149,9 @@ class LightRun(TestedRun):
 
 # ---- planning ------------------------------------------------------------------------
 
-def qat_options(method, value, iters, smoke):
+def qat_options(method, value, iters, smoke, trs_windows=TRS_WINDOWS):
+    """--cfg-options of a QAT run of `iters` iterations; `trs_windows`: (the TRS config's
+    R^0 measurement / eta windows, the schedule they are for), kept at that share."""
     opt, knob, _, _ = METHODS[method]
     val_every = max(1, iters // 6)
     n_sched = 2 if opt in ('trs', 'adamt') else 1
@@ -158,8 +161,9 @@ def qat_options(method, value, iters, smoke):
     for i in range(n_sched):
         opts += [f'param_scheduler.{i}.end={iters}', f'param_scheduler.{i}.T_max={iters}']
     if n_sched == 2:  # R^0 measurement / eta windows keep their share of the run
-        for k, v in REF_TRS_ITERS.items():
-            n = 1 if smoke else max(1, round(v * iters / REF_QAT_ITERS))
+        windows, ref_iters = trs_windows
+        for k, v in windows.items():
+            n = 1 if smoke else max(1, round(v * iters / ref_iters))
             opts.append(f'optim_wrapper.{k}={n}')
     if knob == 'lr':
         opts.append(f'optim_wrapper.optimizer.lr={value:.6g}')
@@ -201,7 +205,9 @@ def make_run(args, method, bits, mult, seed, fp, lr=None):
     return LightRun(method, bits, mult, seed, cfg, wd, opts, needs=fp)
 
 
-def fp_run(args):
+def fp_run(args, cfg=FP_CFG, work_dir=None):
+    """The FP start: `cfg` trained --fp-iters from scratch, in <work_dir or
+    --work-dir>/fp_<iters>it."""
     it = args.fp_iters
     # val AP every 500 iterations: the curve that shows whether the FP start has converged
     opts = data_options(args.data, args.size) + [
@@ -211,8 +217,8 @@ def fp_run(args):
     if args.smoke:
         opts += ['train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
                  'test_dataloader.batch_size=2', 'model.test_cfg.score_thr=0.0']
-    return LightRun('fp', None, 1, args.seeds[0], FP_CFG,
-                    osp.join(args.work_dir, f'fp_{it}it'), opts, exclusive=True,
+    return LightRun('fp', None, 1, args.seeds[0], cfg,
+                    osp.join(work_dir or args.work_dir, f'fp_{it}it'), opts, exclusive=True,
                     evaluate_best=False)
 
 

@@ -13,9 +13,13 @@ converged FP start, and two controls that ask what SGDT's gain is made of (light
         --grid SGDT:9:3 --stop-after seeds
         # the W3A3 selections carried to W4A4 (1x1 grids), paired seeds only; about 20
         # min on 2 cores once the FP start exists
+    python benchmarks/recipe_study.py --model r18 --bits 4
+        # the same protocol on the R18 demo (configs/demo/retinanet_r18_*), on the same
+        # data; its own FP start and runs in <work-dir>/r18, report recipe_study_r18_w4a4.md
 
 Protocol (every run resumable: one whose result.json exists is reused):
- 1. FP start: configs/demo/retinanet_mbv2_fp_demo.py trained --fp-iters (6000) on the
+ 1. FP start: configs/demo/retinanet_mbv2_fp_demo.py (--model r18: retinanet_r18_fp_demo.py;
+    the other configs likewise) trained --fp-iters (6000) on the
     synthetic set, val AP every 500 iterations (the curve in the report shows it has
     stopped improving); --fp-ckpt stands in for that run.
  2. Grids (seed 0, selected on val): each method gets 3x3 trials over its two main knobs,
@@ -49,8 +53,8 @@ Protocol (every run resumable: one whose result.json exists is reused):
     of 3e-3 (centred on the LR SGD's first selection gave its conv weights; extended on
     an edge optimum like the grids; run right after them, seed 0): every QAT row is also
     reported as a fraction of it.
- 6. Length: the two selected settings at 2x --qat-iters (seed 0): do the val curves still
-    rise at --qat-iters?
+ 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) at 2x --qat-iters
+    (seed 0): do the val curves still rise at --qat-iters?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, FP fine-tune LR, seeds, controls, FP fine-tune seeds,
 length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AVX-512,
@@ -100,8 +104,22 @@ DEFAULT_METHODS = 'SGD,SGDT'
 # the FP fine-tune's LR multiples of BASE_LR (one knob: it is the reference, not a
 # competitor); x243 of it collapses the FP model
 FT_LRS = (3, 9, 27)
-FP_FT_CFG = 'configs/demo/retinanet_mbv2_fp_ft_demo.py'
+# --model -> its configs (the QAT one per bit-width and optimizer or remedy, as in
+# light_study.QAT_CFG), the TRS configs' R^0 measurement / eta windows and the schedule
+# they are for, and the report's description. Both models share the data set and heads
+# (the light model is the R18 demo with another backbone).
+MODELS = {
+    'mbv2': dict(fp=ls.FP_CFG, ft='configs/demo/retinanet_mbv2_fp_ft_demo.py',
+                 qat=ls.QAT_CFG, trs_windows=ls.TRS_WINDOWS,
+                 label='light model (MobileNetV2 0.5x RetinaNet'),
+    'r18': dict(fp='configs/demo/retinanet_r18_fp_demo.py',
+                ft='configs/demo/retinanet_r18_fp_ft_demo.py',
+                qat='configs/demo/retinanet_r18_w{b}a{b}_{opt}_demo.py',
+                trs_windows=(dict(auto_target_iters=30, eta_adapt_iters=50), 300),
+                label='R18 demo (RetinaNet, ResNet-18 at 32 base channels'),
+}
 ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT') + REMEDIES + ('replay', 'warm-up', 'FP fine-tune')
+LENGTH_ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT')  # the selections run again at twice the length
 STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority order
 
 
@@ -116,7 +134,8 @@ class StudyRun(TestedRun):
 class Study:
     def __init__(self, args, fp):
         self.args, self.fp = args, fp
-        self.root = osp.join(args.work_dir, f'w{args.bits}a{args.bits}')
+        self.model = MODELS[args.model]
+        self.root = osp.join(model_dir(args), f'w{args.bits}a{args.bits}')
 
     def _run(self, row, cfg, lr_mult, knob_mult, seed, opts, iters=None, root=None):
         a = self.args
@@ -130,30 +149,37 @@ class Study:
 
     def _qat(self, method, lr_mult, iters):
         a = self.args
-        return ls.qat_options(method, BASE_LR * lr_mult, iters or a.qat_iters, a.smoke)
+        return self._options(method, BASE_LR * lr_mult, iters or a.qat_iters)
+
+    def _options(self, method, value, iters):
+        return ls.qat_options(method, value, iters, self.args.smoke,
+                              self.model['trs_windows'])
+
+    def qat_cfg(self, opt):
+        return self.model['qat'].format(b=self.args.bits, opt=opt)
 
     def grid(self, row, lr_mult, knob_mult, seed, iters=None):
         """A point of a method's grid."""
         opt, knob, base = GRIDS[row][:3]
-        cfg = ls.QAT_CFG.format(b=self.args.bits, opt=opt)
+        cfg = self.qat_cfg(opt)
         iters = iters or self.args.qat_iters
         if knob == 'quant_weight_lr_mult':  # SGD, Adam
-            opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke) + [
+            opts = self._options(opt, base * lr_mult, iters) + [
                 'optim_wrapper.constructor=QuantWeightLRConstructor',
                 f'optim_wrapper.quant_weight_lr_mult={knob_mult:.6g}']
         elif knob.startswith('hook:'):  # a remedy: its knob is the hook's argument
-            opts = ls.qat_options(opt, None, iters, self.args.smoke) + \
+            opts = self._options(opt, None, iters) + \
                 ls.remedy_options(cfg, opt, knob_mult) + \
                 [f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}']
         else:  # SGDT, AdamT: qat_options' knob is R^0's multiple; the LR is set after it
-            opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke)
+            opts = self._options(opt, knob_mult, iters)
             opts.append(f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}')
         return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters)
 
     def replayed(self, row, lr_mult, trajectory, seed):
         """Plain SGD at SGDT's LR and frozen weight scales, quantized weights on a fixed
         per-step LR (TALRReplayOptimWrapper)."""
-        cfg = ls.QAT_CFG.format(b=self.args.bits, opt='sgd')
+        cfg = self.qat_cfg('sgd')
         opts = self._qat('sgd', lr_mult, None) + [
             'optim_wrapper.type=TALRReplayOptimWrapper',
             'optim_wrapper.constructor=TRSOptimWrapperConstructor',
@@ -163,8 +189,21 @@ class Study:
 
     def fp_finetune(self, lr_mult, seed):
         """Unquantized: one run serves every bit-width (its directory is outside theirs)."""
-        return self._run('FP fine-tune', FP_FT_CFG, lr_mult, None, seed,
-                         self._qat('sgd', lr_mult, None), root=self.args.work_dir)
+        return self._run('FP fine-tune', self.model['ft'], lr_mult, None, seed,
+                         self._qat('sgd', lr_mult, None), root=model_dir(self.args))
+
+
+def model_dir(args):
+    """The light model's runs lie directly under --work-dir, another model's in a
+    folder of its own there (beside the data set they share)."""
+    return args.work_dir if args.model == 'mbv2' else osp.join(args.work_dir, args.model)
+
+
+def missing_configs(model, bits):
+    """{method: its QAT config} for the grid methods whose config does not exist for
+    this model and bit-width."""
+    cfgs = {row: MODELS[model]['qat'].format(b=bits, opt=g[0]) for row, g in GRIDS.items()}
+    return {row: c for row, c in cfgs.items() if not osp.isfile(osp.join(ls.ROOT, c))}
 
 
 def warmup_trajectory(talr, lr):
@@ -261,6 +300,9 @@ def search(study, run, s0):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--model', choices=sorted(MODELS), default='mbv2',
+                   help='the light model, or the R18 demo (SGD, SGDT and the remedies: '
+                        'it has no Adam configs); its runs go in <work-dir>/r18')
     p.add_argument('--bits', type=int, default=3)
     p.add_argument('--seeds', default='0,1,2')
     p.add_argument('--qat-iters', type=int, default=DEFAULT_QAT_ITERS)
@@ -298,13 +340,18 @@ def main():
         del GRIDS[row]
     for g in a.grid:
         set_grid(g)
+    missing = missing_configs(a.model, a.bits)
+    if missing:
+        raise SystemExit(f'--model {a.model} --bits {a.bits}: no config for '
+                         f'{", ".join(f"{row} ({c})" for row, c in missing.items())}; '
+                         'drop them from --methods or add those configs')
     wd = osp.abspath(a.work_dir if not a.smoke or a.work_dir != 'work_dirs/recipe_study'
                      else 'work_dirs/recipe_study_smoke')
     argv = ['--fp-iters', str(a.fp_iters), '--qat-iters', str(a.qat_iters), '--seeds',
             a.seeds, '--work-dir', wd, '--out', osp.join(wd, 'report')]
     args = ls.parse(argv + (['--data', osp.abspath(a.data)] if a.data else []) +
                     (['--smoke'] if a.smoke else []))
-    args.bits, args.max_extensions = a.bits, a.max_extensions
+    args.bits, args.max_extensions, args.model = a.bits, a.max_extensions, a.model
     args.extend_edge_method_only = a.extend_edge_method_only
     out = osp.abspath(osp.join(wd, 'report') if a.smoke else a.out)
     os.chdir(ls.ROOT)
@@ -314,7 +361,7 @@ def main():
         make_synthetic_coco(args.data, num_train=args.num_train, num_val=args.num_val,
                             num_test=args.num_test, img_size=args.size, seed=0,
                             progress=False)
-    fp = ls.fp_run(args)
+    fp = ls.fp_run(args, MODELS[a.model]['fp'], model_dir(args))
     if a.fp_ckpt and not fp.done():  # a given checkpoint stands in for the FP run
         os.makedirs(fp.work_dir, exist_ok=True)
         with open(osp.join(fp.work_dir, 'result.json'), 'w') as f:
@@ -337,7 +384,7 @@ def main():
     if complete:
         ft_best, _, ft_grid = ft_search(study, run, s0)
     if complete and ft_best is not None:
-        sgd, sgdt = best['SGD'], best['SGDT']
+        sgdt = best['SGDT']
         for row in GRIDS:
             b = best[row]
             rows[row] += [study.grid(row, b.lr_mult, b.knob_mult, s) for s in later]
@@ -353,8 +400,10 @@ def main():
         rows['warm-up'] = [study.replayed('warm-up', sgdt.lr_mult, warm_file, s)
                            for s in args.seeds]
         rows['FP fine-tune'] = [study.fp_finetune(ft_best.lr_mult, s) for s in args.seeds]
-        extra = [study.grid(r.row, r.lr_mult, r.knob_mult, s0, iters=2 * args.qat_iters)
-                 for r in (sgd, sgdt)]
+        # the plain optimizers and their TR-scheduled forms (the remedies are SGD's)
+        extra = [study.grid(best[row].row, best[row].lr_mult, best[row].knob_mult, s0,
+                            iters=2 * args.qat_iters)
+                 for row in LENGTH_ROWS if row in GRIDS]
         # priority: the paired seeds first, then the controls, FP fine-tune, length
         stages = dict(seeds=[r for row in GRIDS for r in rows[row][1:]],
                       controls=rows['replay'][1:] + rows['warm-up'][1:] +
@@ -371,8 +420,11 @@ def main():
                                          ft_grid +
                                          [r for rs in rows.values() for r in rs] + extra)
     os.makedirs(out, exist_ok=True)
-    # W3A3 at 450 iterations is the plain name; other bit-widths and lengths say theirs
-    name = 'recipe_study' + ('' if a.bits == 3 or a.smoke else f'_w{a.bits}a{a.bits}') + \
+    # the light model at W3A3 and 450 iterations is the plain name; other models,
+    # bit-widths and lengths say theirs
+    light = a.model == 'mbv2'
+    name = 'recipe_study' + ('' if light else f'_{a.model}') + \
+        ('' if light and a.bits == 3 or a.smoke else f'_w{a.bits}a{a.bits}') + \
         ('' if a.qat_iters == DEFAULT_QAT_ITERS or a.smoke else f'_{a.qat_iters}it')
     report.write_report(osp.join(out, name), lines, data)
     print('\n'.join(lines))
@@ -413,7 +465,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
     done = {row: {r.seed: r.test_ap() for r in rs if r.done()} for row, rs in rows.items()}
     ft = done.get('FP fine-tune', {})
     ft_mean = statistics.mean(ft.values()) if ft else None
-    lines = [f'W{args.bits}A{args.bits} light model (MobileNetV2 0.5x RetinaNet, 160 px), '
+    lines = [f'W{args.bits}A{args.bits} {MODELS[args.model]["label"]}, {args.size} px), '
              f'{args.qat_iters} QAT iterations, FP start {args.fp_iters} iterations.', '']
     fp_val = fp.result()['val'] if fp.done() else []
     if fp_val:
@@ -477,7 +529,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
     for d in data_rows:
         lines.append(f'  {d["row"]}: ' + '; '.join(
             ' '.join(f'{v:.1f}' for _, v in c) for c in d['val_curves'].values()))
-    data = dict(bits=args.bits, qat_iters=args.qat_iters, fp_iters=args.fp_iters,
+    data = dict(model=args.model, bits=args.bits, qat_iters=args.qat_iters, fp_iters=args.fp_iters,
                 fp_val=fp_val, grids={row: [dict(lr_mult=r.lr_mult, knob_mult=r.knob_mult,
                                                   val=val_ap(r)) for r in rs]
                                       for row, rs in grid.items()},

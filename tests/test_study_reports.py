@@ -210,7 +210,7 @@ def test_recipe_study_grid_point_options(row, cfg, lr, knob, tmp_path):
 
     import recipe_study
     args = argparse.Namespace(bits=3, work_dir=str(tmp_path), qat_iters=450, smoke=False,
-                              data=str(tmp_path), size=160)
+                              data=str(tmp_path), size=160, model='mbv2')
     run = recipe_study.Study(args, fp=None).grid(row, 27, 1 / 3, seed=1)
     opts = run.options
     assert run.cfg == f'configs/demo/retinanet_mbv2_w3a3_{cfg}_demo.py'
@@ -221,3 +221,37 @@ def test_recipe_study_grid_point_options(row, cfg, lr, knob, tmp_path):
     else:
         assert f'optim_wrapper.{knob}' in opts
     assert run.work_dir.endswith(f'{row}/lr27_k0.3333/seed1')
+
+
+def test_recipe_study_r18_runs_its_own_configs_and_trs_windows(tmp_path):
+    """--model r18: the R18 demo's configs, runs under <work-dir>/r18, and its TRS
+    configs' R^0 / eta windows (30 and 50 of their 300 iterations) kept at that share of
+    a 450-iteration run (45 and 75), not the light configs' (30 and 10 of 600)."""
+    import argparse
+
+    import recipe_study
+    args = argparse.Namespace(bits=4, work_dir=str(tmp_path), qat_iters=450, smoke=False,
+                              data=str(tmp_path), size=160, model='r18')
+    study = recipe_study.Study(args, fp=None)
+    sgdt = study.grid('SGDT', 9, 3, seed=0)
+    assert sgdt.cfg == 'configs/demo/retinanet_r18_w4a4_trs_demo.py'
+    assert {'optim_wrapper.auto_target_iters=45', 'optim_wrapper.eta_adapt_iters=75',
+            'optim_wrapper.auto_target_scale=3', 'optim_wrapper.optimizer.lr=0.027'} <= \
+        set(sgdt.options)
+    assert sgdt.work_dir == str(tmp_path / 'r18' / 'w4a4' / 'SGDT' / 'lr9_k3' / 'seed0')
+    ft = study.fp_finetune(27, seed=0)
+    assert ft.cfg == 'configs/demo/retinanet_r18_fp_ft_demo.py'
+    assert ft.work_dir == str(tmp_path / 'r18' / 'FP_fine-tune' / 'lr27' / 'seed0')
+    light = recipe_study.Study(argparse.Namespace(**dict(vars(args), model='mbv2')), fp=None)
+    assert {'optim_wrapper.auto_target_iters=22', 'optim_wrapper.eta_adapt_iters=8'} <= \
+        set(light.grid('SGDT', 9, 3, seed=0).options)
+
+
+def test_recipe_study_names_the_configs_a_model_lacks():
+    """The R18 demo has no Adam configs: a study asking for Adam there must stop before
+    it starts, naming the method and the file; every light-model config exists."""
+    import recipe_study
+    assert recipe_study.missing_configs('mbv2', 3) == {}
+    missing = recipe_study.missing_configs('r18', 4)
+    assert missing['Adam'] == 'configs/demo/retinanet_r18_w4a4_adam_demo.py'
+    assert {'SGD', 'SGDT', 'freezing', 'dampening', 'LTS', 'OBR'}.isdisjoint(missing)
