@@ -1,5 +1,6 @@
 """Which TR-scheduling recipe to ship: SGD and SGDT with equal two-knob budgets from a
-converged FP start, and two controls that ask what SGDT's gain is made of (light model).
+converged FP start, and two controls that ask what SGDT's gain is made of (light model;
+--model r18: the R18 demo).
 
     python benchmarks/recipe_study.py [--bits 3] [--fp-ckpt CKPT] [--data DIR]
                                       [--work-dir DIR] [--out docs/results]
@@ -112,15 +113,16 @@ FT_LRS = (3, 9, 27)
 MODELS = {
     'mbv2': dict(fp=ls.FP_CFG, ft='configs/demo/retinanet_mbv2_fp_ft_demo.py',
                  qat=ls.QAT_CFG, trs_windows=ls.TRS_WINDOWS,
-                 label='light model (MobileNetV2 0.5x RetinaNet'),
+                 label='light model (MobileNetV2 0.5x RetinaNet)'),
     'r18': dict(fp='configs/demo/retinanet_r18_fp_demo.py',
                 ft='configs/demo/retinanet_r18_fp_ft_demo.py',
                 qat='configs/demo/retinanet_r18_w{b}a{b}_{opt}_demo.py',
                 trs_windows=(dict(auto_target_iters=30, eta_adapt_iters=50), 300),
-                label='R18 demo (RetinaNet, ResNet-18 at 32 base channels'),
+                label='R18 demo (RetinaNet, ResNet-18 at 32 base channels)'),
 }
 ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT') + REMEDIES + ('replay', 'warm-up', 'FP fine-tune')
-LENGTH_ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT')  # the selections run again at twice the length
+# the selections run again at twice the length
+LENGTH_ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT')
 STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority order
 
 
@@ -402,7 +404,7 @@ def main():
                            for s in args.seeds]
         rows['FP fine-tune'] = [study.fp_finetune(ft_best.lr_mult, s) for s in args.seeds]
         # the plain optimizers and their TR-scheduled forms (the remedies are SGD's)
-        extra = [study.grid(best[row].row, best[row].lr_mult, best[row].knob_mult, s0,
+        extra = [study.grid(row, best[row].lr_mult, best[row].knob_mult, s0,
                             iters=2 * args.qat_iters)
                  for row in LENGTH_ROWS if row in GRIDS]
         # priority: the paired seeds first, then the controls, FP fine-tune, length
@@ -466,7 +468,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
     done = {row: {r.seed: r.test_ap() for r in rs if r.done()} for row, rs in rows.items()}
     ft = done.get('FP fine-tune', {})
     ft_mean = statistics.mean(ft.values()) if ft else None
-    lines = [f'W{args.bits}A{args.bits} {MODELS[args.model]["label"]}, {args.size} px), '
+    lines = [f'W{args.bits}A{args.bits} {MODELS[args.model]["label"]}, {args.size} px, '
              f'{args.qat_iters} QAT iterations, FP start {args.fp_iters} iterations.', '']
     fp_val = fp.result()['val'] if fp.done() else []
     if fp_val:
