@@ -71,9 +71,6 @@ FP_CFG = 'configs/demo/retinanet_mbv2_fp_demo.py'
 # (configs/demo/retinanet_mbv2_w{b}a{b}_{oscfreeze,dampen,lts,obr}_demo.py)
 QAT_CFG = 'configs/demo/retinanet_mbv2_w{b}a{b}_{opt}_demo.py'
 FP_VAL_EVERY = 500
-# the light TRS configs' R^0 measurement / eta windows, and the schedule they are for
-# (600 iterations: retinanet_mbv2_fp_ft_demo.py)
-TRS_WINDOWS = (dict(auto_target_iters=30, eta_adapt_iters=10), 600)
 
 # method -> (config: its optimizer or remedy in QAT_CFG, knob, base value, label); knob
 # 'lr' = optimizer LR, 'r0' = auto_target_scale, 'qlr' = quant_weight_lr_mult,
@@ -124,6 +121,16 @@ def hook_index(cfg, hook_type):
     return found[0]
 
 
+@functools.lru_cache(maxsize=None)
+def trs_windows(cfg):
+    """A TRS config's R^0 measurement / eta windows and the schedule they are for:
+    ({key: iterations}, its max_iters)."""
+    from mmengine.config import Config
+    c = Config.fromfile(osp.join(ROOT, cfg))
+    keys = ('auto_target_iters', 'eta_adapt_iters')
+    return {k: c.optim_wrapper[k] for k in keys}, c.train_cfg.max_iters
+
+
 def remedy_options(cfg, method, value):
     """--cfg-options setting a remedy's knob in its config. Oscillation freezing's
     threshold decays from 10x its final value (at most 1) to it."""
@@ -149,9 +156,9 @@ class LightRun(TestedRun):
 
 # ---- planning ------------------------------------------------------------------------
 
-def qat_options(method, value, iters, smoke, trs_windows=TRS_WINDOWS):
-    """--cfg-options of a QAT run of `iters` iterations; `trs_windows`: (the TRS config's
-    R^0 measurement / eta windows, the schedule they are for), kept at that share."""
+def qat_options(method, value, iters, smoke, cfg):
+    """--cfg-options of a QAT run of `cfg` for `iters` iterations; a TRS config's R^0
+    measurement / eta windows keep their share of its own schedule."""
     opt, knob, _, _ = METHODS[method]
     val_every = max(1, iters // 6)
     n_sched = 2 if opt in ('trs', 'adamt') else 1
@@ -161,7 +168,7 @@ def qat_options(method, value, iters, smoke, trs_windows=TRS_WINDOWS):
     for i in range(n_sched):
         opts += [f'param_scheduler.{i}.end={iters}', f'param_scheduler.{i}.T_max={iters}']
     if n_sched == 2:  # R^0 measurement / eta windows keep their share of the run
-        windows, ref_iters = trs_windows
+        windows, ref_iters = trs_windows(cfg)
         for k, v in windows.items():
             n = 1 if smoke else max(1, round(v * iters / ref_iters))
             opts.append(f'optim_wrapper.{k}={n}')
@@ -189,7 +196,7 @@ def make_run(args, method, bits, mult, seed, fp, lr=None):
     wd = osp.join(args.work_dir, f'w{bits}a{bits}', name, f'x{mult:.4g}', f'seed{seed}')
     cfg = QAT_CFG.format(b=bits, opt=opt)
     opts = data_options(args.data, args.size) + qat_options(method, value, args.qat_iters,
-                                                            args.smoke)
+                                                            args.smoke, cfg)
     if knob.startswith('hook:'):
         opts += remedy_options(cfg, method, value)
     if lr is not None:

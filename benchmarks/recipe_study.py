@@ -107,17 +107,14 @@ DEFAULT_METHODS = 'SGD,SGDT'
 # competitor); x243 of it collapses the FP model
 FT_LRS = (3, 9, 27)
 # --model -> its configs (the QAT one per bit-width and optimizer or remedy, as in
-# light_study.QAT_CFG), the TRS configs' R^0 measurement / eta windows and the schedule
-# they are for, and the report's description. Both models share the data set and heads
-# (the light model is the R18 demo with another backbone).
+# light_study.QAT_CFG) and the report's description. Both models share the data set and
+# heads (the light model is the R18 demo with another backbone).
 MODELS = {
     'mbv2': dict(fp=ls.FP_CFG, ft='configs/demo/retinanet_mbv2_fp_ft_demo.py',
-                 qat=ls.QAT_CFG, trs_windows=ls.TRS_WINDOWS,
-                 label='light model (MobileNetV2 0.5x RetinaNet)'),
+                 qat=ls.QAT_CFG, label='light model (MobileNetV2 0.5x RetinaNet)'),
     'r18': dict(fp='configs/demo/retinanet_r18_fp_demo.py',
                 ft='configs/demo/retinanet_r18_fp_ft_demo.py',
                 qat='configs/demo/retinanet_r18_w{b}a{b}_{opt}_demo.py',
-                trs_windows=(dict(auto_target_iters=30, eta_adapt_iters=50), 300),
                 label='R18 demo (RetinaNet, ResNet-18 at 32 base channels)'),
 }
 ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT') + REMEDIES + ('replay', 'warm-up', 'FP fine-tune')
@@ -150,13 +147,9 @@ class Study:
         return StudyRun(row, lr_mult, knob_mult, seed, cfg, wd,
                         data_options(a.data, a.size) + opts, self.fp)
 
-    def _qat(self, method, lr_mult, iters):
+    def _qat(self, method, lr_mult, cfg):
         a = self.args
-        return self._options(method, BASE_LR * lr_mult, iters or a.qat_iters)
-
-    def _options(self, method, value, iters):
-        return ls.qat_options(method, value, iters, self.args.smoke,
-                              self.model['trs_windows'])
+        return ls.qat_options(method, BASE_LR * lr_mult, a.qat_iters, a.smoke, cfg)
 
     def qat_cfg(self, opt):
         return self.model['qat'].format(b=self.args.bits, opt=opt)
@@ -167,15 +160,15 @@ class Study:
         cfg = self.qat_cfg(opt)
         iters = iters or self.args.qat_iters
         if knob == 'quant_weight_lr_mult':  # SGD, Adam
-            opts = self._options(opt, base * lr_mult, iters) + [
+            opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke, cfg) + [
                 'optim_wrapper.constructor=QuantWeightLRConstructor',
                 f'optim_wrapper.quant_weight_lr_mult={knob_mult:.6g}']
         elif knob.startswith('hook:'):  # a remedy: its knob is the hook's argument
-            opts = self._options(opt, None, iters) + \
+            opts = ls.qat_options(opt, None, iters, self.args.smoke, cfg) + \
                 ls.remedy_options(cfg, opt, knob_mult) + \
                 [f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}']
         else:  # SGDT, AdamT: qat_options' knob is R^0's multiple; the LR is set after it
-            opts = self._options(opt, knob_mult, iters)
+            opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke, cfg)
             opts.append(f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}')
         return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters)
 
@@ -183,7 +176,7 @@ class Study:
         """Plain SGD at SGDT's LR and frozen weight scales, quantized weights on a fixed
         per-step LR (TALRReplayOptimWrapper)."""
         cfg = self.qat_cfg('sgd')
-        opts = self._qat('sgd', lr_mult, None) + [
+        opts = self._qat('sgd', lr_mult, cfg) + [
             'optim_wrapper.type=TALRReplayOptimWrapper',
             'optim_wrapper.constructor=TRSOptimWrapperConstructor',
             f'optim_wrapper.talr_trajectory={trajectory}',
@@ -192,8 +185,9 @@ class Study:
 
     def fp_finetune(self, lr_mult, seed):
         """Unquantized: one run serves every bit-width (its directory is outside theirs)."""
-        return self._run('FP fine-tune', self.model['ft'], lr_mult, None, seed,
-                         self._qat('sgd', lr_mult, None), root=model_dir(self.args))
+        cfg = self.model['ft']
+        return self._run('FP fine-tune', cfg, lr_mult, None, seed,
+                         self._qat('sgd', lr_mult, cfg), root=model_dir(self.args))
 
 
 def model_dir(args):
