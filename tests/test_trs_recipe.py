@@ -7,6 +7,7 @@ builds, not by a list, and the demo ones train until R^0 is set, checked against
 running TR counted here from the integer levels."""
 import copy
 import glob
+import json
 import os.path as osp
 
 import pytest
@@ -59,6 +60,26 @@ def test_trs_config_carries_the_recipe(path):
         assert ow.init_target != 'auto'
         return
     assert {k: ow.get(k) for k in RECIPE} == recipe(ow.optimizer.type)
+
+
+# the row each recipe study selected on val (docs/results/*.json, written by
+# benchmarks/recipe_study.py) and the shipped config that must carry its setting
+STUDY_SELECTIONS = [
+    ('recipe_study.json', 'SGDT', 'configs/demo/retinanet_mbv2_w3a3_trs_demo.py'),
+    ('recipe_study.json', 'AdamT', 'configs/demo/retinanet_mbv2_w3a3_adamt_demo.py'),
+    ('recipe_study_r18_w4a4.json', 'SGDT', 'configs/demo/retinanet_r18_w4a4_trs_demo.py'),
+]
+
+
+@pytest.mark.parametrize('report, row, path', STUDY_SELECTIONS)
+def test_demo_config_ships_the_study_selection(report, row, path):
+    with open(osp.join(ROOT, 'docs', 'results', report)) as f:
+        rows = {r['row']: r for r in json.load(f)['rows']}
+    # e.g. 'LR 0.081, auto_target_scale 3'
+    setting = dict(item.split(' ') for item in rows[row]['setting'].split(', '))
+    ow = Config.fromfile(osp.join(ROOT, path)).optim_wrapper
+    assert ow.optimizer.lr == pytest.approx(float(setting['LR']), rel=1e-3)
+    assert ow.auto_target_scale == pytest.approx(float(setting['auto_target_scale']))
 
 
 def test_adam_type_configs_are_among_them():
