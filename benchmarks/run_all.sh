@@ -55,7 +55,7 @@ if want recipe_study; then  # not in the default set: about 10 h on 2 cores from
   # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods
   # (about 6.5 h, its FP start included; SGD and SGDT alone about 3.5 h), the W3A3
   # selections carried to W4A4 and W2A2 (about 20 min each), the R18 demo at W4A4 and
-  # W3A3 (its own FP start, about 70 min each). Every run is reused once finished.
+  # W3A3 (its own FP start; about 70 min and 2 h). Every run is reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
   CARRY=(--max-extensions 0 --grid SGD:81:1/9 --grid SGDT:27:3 --grid Adam:243:1/9
          --grid AdamT:27:1 --methods SGD,SGDT,Adam,AdamT --stop-after seeds)

@@ -13,7 +13,7 @@ custom_hooks = [dict(type='FiniteLossHook'),
                 dict(type='TransitionRateHook', interval=50, momentum=0.9),
                 dict(type='OscillationTrackingHook', momentum=0.01)]
 # The ordinary LR: 0.081 (27x the FP fine-tune's 3e-3). The two-knob grids of
-# benchmarks/recipe_study.py --model r18 selected it for plain SGD and for SGDT at W4A4
-# (docs/results.md, "The R18 demo"), so the SGD, SGDT and remedy configs that build on
-# this one start from a tuned LR, as the light model's do.
+# benchmarks/recipe_study.py --model r18 selected it for SGDT at W4A4 and W3A3 and for
+# plain SGD at W4A4 (docs/results.md, "The R18 demo"), so the SGD, SGDT and remedy
+# configs that build on this one start from a tuned LR, as the light model's do.
 optim_wrapper = dict(optimizer=dict(lr=0.081))
