@@ -42,7 +42,7 @@ import sys
 
 from mmtrs.utils import COCO_BBOX_METRICS, final_metrics
 from study import report, stats
-from study.runs import Run, execute, finetune, schedule, study_wall_minutes
+from study.runs import DEMO_FT_LR, Run, execute, finetune, schedule, study_wall_minutes
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FP_CFG = 'configs/demo/retinanet_r18_fp_demo.py'
@@ -53,7 +53,6 @@ QAT_CFG = {
     'w3a3_sgd': 'configs/demo/retinanet_r18_w3a3_sgd_demo.py',
     'w3a3_trs': 'configs/demo/retinanet_r18_w3a3_trs_demo.py',
 }
-BASE_QAT_LR = 3e-3  # the demo FP fine-tune's LR (the QAT configs now ship 0.081)
 
 
 def qat_dir(work_dir, bits, kind, mult, iters, batch, seed):
@@ -96,8 +95,8 @@ def plan(seeds, sgd_mults, trs_mults, work_dir, qat_iters, batch, fp_iters, fp_p
                     label = f'{bits.upper()} {"SGD" if kind == "sgd" else "SGDT"} lr x{mult:g}'
                     run = Run(label, s, QAT_CFG[f'{bits}_{kind}'],
                               qat_dir(work_dir, bits, kind, mult, qat_iters, batch, s),
-                              [f'optim_wrapper.optimizer.lr={BASE_QAT_LR * mult:g}'] +
-                              finetune(qat_iters, batch, trs=kind == 'trs'),
+                              finetune(qat_iters, batch, trs=kind == 'trs',
+                                       lr=DEMO_FT_LR * mult),
                               needs=start)
                     (base if i < n_base else extra).append(run)
     # extra SGDT LRs before extra SGD LRs: whether SGDT gains from a larger LR as SGD

@@ -42,9 +42,6 @@ FP_CFG = {'stock': 'configs/demo/retinanet_r18_fp_demo.py',
 QAT_CFG = {'stock': 'configs/demo/retinanet_r18_w{b}a{b}_{o}_demo.py',
            'relu': 'configs/demo/retinanet_r18_w{b}a{b}_{o}_relu_head_demo.py'}
 OPT_LABEL = {'sgd': 'SGD', 'trs': 'SGDT'}
-# the ordinary LR the study was run and reported with (the FP fine-tune's); the shipped
-# QAT configs now carry the LR the recipe study tuned (0.081)
-QAT_LR = 3e-3
 
 
 class HeadRun(TestedRun):
@@ -79,8 +76,7 @@ def plan(args):
             for opt in ('sgd', 'trs'):
                 for head in HEADS:
                     opts = finetune(args.qat_iters, args.batch, trs=opt == 'trs') + [
-                        f'default_hooks.checkpoint.interval={args.qat_iters}',
-                        f'optim_wrapper.optimizer.lr={QAT_LR:g}']
+                        f'default_hooks.checkpoint.interval={args.qat_iters}']
                     if args.smoke:
                         opts = [o for o in opts if not o.startswith('train_dataloader.')]
                     runs.append(HeadRun(

@@ -159,17 +159,16 @@ class Study:
         opt, knob, base = GRIDS[row][:3]
         cfg = self.qat_cfg(opt)
         iters = iters or self.args.qat_iters
-        if knob == 'quant_weight_lr_mult':  # SGD, Adam
+        lr = f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}'
+        if knob == 'quant_weight_lr_mult':  # SGD, Adam: qat_options' knob is the LR
             opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke, cfg) + [
                 'optim_wrapper.constructor=QuantWeightLRConstructor',
                 f'optim_wrapper.quant_weight_lr_mult={knob_mult:.6g}']
         elif knob.startswith('hook:'):  # a remedy: its knob is the hook's argument
             opts = ls.qat_options(opt, None, iters, self.args.smoke, cfg) + \
-                ls.remedy_options(cfg, opt, knob_mult) + \
-                [f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}']
+                ls.remedy_options(cfg, opt, knob_mult) + [lr]
         else:  # SGDT, AdamT: qat_options' knob is R^0's multiple; the LR is set after it
-            opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke, cfg)
-            opts.append(f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}')
+            opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke, cfg) + [lr]
         return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters)
 
     def replayed(self, row, lr_mult, trajectory, seed):

@@ -53,14 +53,18 @@ def schedule(iters, n_schedulers, checkpoint=True):
 
 DEMO_QAT_ITERS = 300  # the R18 demo fine-tuning configs' length, batch 8
 DEMO_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=50)  # the SGDT demo's
+# the R18 demo FP fine-tune's LR: these studies ran every row at it (or a multiple), while
+# the demo QAT configs now ship the LR the recipe study tuned
+DEMO_FT_LR = 3e-3
 
 
-def finetune(iters, batch, trs=False):
+def finetune(iters, batch, trs=False, lr=DEMO_FT_LR):
     """--cfg-options for a fine-tuning run of an R18 demo config (QAT or the FP row) of
-    `iters` iterations at batch `batch`; SGDT's R^0 measurement and eta adaptation
-    windows keep their share of the run (the demo's 30 and 50 of 300 iterations)."""
+    `iters` iterations at batch `batch` and ordinary LR `lr`; SGDT's R^0 measurement and
+    eta adaptation windows keep their share of the run (the demo's 30 and 50 of 300
+    iterations)."""
     opts = schedule(iters, 2 if trs else 1, checkpoint=False)
-    opts.append(f'train_dataloader.batch_size={batch}')
+    opts += [f'train_dataloader.batch_size={batch}', f'optim_wrapper.optimizer.lr={lr:g}']
     if trs:
         opts += [f'optim_wrapper.{k}={max(1, round(v * iters / DEMO_QAT_ITERS))}'
                  for k, v in DEMO_TRS_ITERS.items()]
