@@ -54,8 +54,9 @@ Protocol (every run resumable: one whose result.json exists is reused):
     of 3e-3 (centred on the LR SGD's first selection gave its conv weights; extended on
     an edge optimum like the grids; run right after them, seed 0): every QAT row is also
     reported as a fraction of it.
- 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) at 2x --qat-iters
-    (seed 0): do the val curves still rise at --qat-iters?
+ 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) at 2x --qat-iters,
+    not re-tuned, at every seed (seed 0 before the FP fine-tune's later seeds, the others
+    last): do the val curves still rise at --qat-iters, and does the order hold?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, FP fine-tune LR, seeds, controls, FP fine-tune seeds,
 length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AVX-512,
@@ -396,15 +397,19 @@ def main():
         rows['warm-up'] = [study.replayed('warm-up', sgdt.lr_mult, warm_file, s)
                            for s in args.seeds]
         rows['FP fine-tune'] = [study.fp_finetune(ft_best.lr_mult, s) for s in args.seeds]
-        # the plain optimizers and their TR-scheduled forms (the remedies are SGD's)
-        extra = [study.grid(row, best[row].lr_mult, best[row].knob_mult, s0,
+        # the plain optimizers and their TR-scheduled forms (the remedies are SGD's), at
+        # every seed, so that the longer schedule's order is paired like the rest
+        extra = [study.grid(row, best[row].lr_mult, best[row].knob_mult, s,
                             iters=2 * args.qat_iters)
-                 for row in LENGTH_ROWS if row in GRIDS]
-        # priority: the paired seeds first, then the controls, FP fine-tune, length
+                 for s in args.seeds for row in LENGTH_ROWS if row in GRIDS]
+        # priority: the paired seeds first, then the controls, FP fine-tune, length (its
+        # first seed before the FP fine-tune's later ones)
+        first = [r for r in extra if r.seed == s0]
         stages = dict(seeds=[r for row in GRIDS for r in rows[row][1:]],
                       controls=rows['replay'][1:] + rows['warm-up'][1:] +
                       rows['FP fine-tune'][:1] + rows['replay'][:1] + rows['warm-up'][:1],
-                      all=extra + rows['FP fine-tune'][1:])
+                      all=first + rows['FP fine-tune'][1:] +
+                      [r for r in extra if r.seed != s0])
         order = []
         for stage in STAGES:
             order += stages[stage]
@@ -515,12 +520,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
         r0 = rep[sgdt[0].seed]
         lines.append(f'Replay at the recorded seed (mechanism check): test AP '
                      f'{r0.test_ap():.1f} vs SGDT {sgdt[0].test_ap():.1f}')
-    for r in extra:
-        if r.done():
-            lines.append(f'Length: {r.row} at {2 * args.qat_iters} iterations (seed '
-                         f'{r.seed}): val ' + ' '.join(f'{v:.1f}' for _, v in
-                                                       r.result()['val']) +
-                         f'; test AP {r.test_ap():.1f}')
+    lines += length_table(args, extra, done)
     lines += ['', 'Val AP curves (every {} iterations):'.format(max(1, args.qat_iters // 6))]
     for d in data_rows:
         lines.append(f'  {d["row"]}: ' + '; '.join(
@@ -531,9 +531,38 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
                                       for row, rs in grid.items()},
                 fp_finetune_grid=[dict(lr_mult=r.lr_mult, val=val_ap(r)) for r in ft_grid],
                 rows=data_rows, tracking=tracking['SGDT'], tracking_by_row=tracking,
-                length=[dict(row=r.row, val=r.result()['val'], test=r.test_ap())
-                        for r in extra if r.done()])
+                length=[dict(row=r.row, seed=r.seed, val=r.result()['val'],
+                             test=r.test_ap()) for r in extra if r.done()])
     return lines, data
+
+
+def length_table(args, extra, done):
+    """Lines on the selections run twice as long: per row, test AP at every seed, paired
+    with the same row at the study's length and with SGD / SGDT at the longer one, and
+    each run's val curve (whether it still rose at the end)."""
+    long = {}
+    for r in extra:
+        if r.done():
+            long.setdefault(r.row, {})[r.seed] = r.test_ap()
+    if not long:
+        return []
+    n = 2 * args.qat_iters
+    table = []
+    for row, test in long.items():
+        vs = [stats.paired(base, test) if base is not test else None
+              for base in (done.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
+        table.append([row, ','.join(map(str, sorted(test))), report.mean_std_cell(
+            list(test.values())), report.ci_cell(vs[0]), report.wins_cell(vs[0]),
+                      report.ci_cell(vs[1]), report.ci_cell(vs[2])])
+    lines = ['', f'Length: the selections at {n} iterations (twice the grids\' length, not '
+             're-tuned), test AP paired by seed:', '']
+    lines += report.md_table(['row', 'seeds', f'test AP at {n}',
+                              f'vs itself at {args.qat_iters} (95% CI)', 'wins',
+                              f'vs SGD at {n}', f'vs SGDT at {n}'], table)
+    lines += ['', f'Val AP curves at {n} iterations (every {max(1, n // 6)}):']
+    lines += [f'  {r.row} seed {r.seed}: ' + ' '.join(f'{v:.1f}' for _, v in r.result()['val'])
+              for r in extra if r.done()]
+    return lines
 
 
 if __name__ == '__main__':

@@ -196,6 +196,45 @@ def test_recipe_study_fp_finetune_lr_extends_past_an_edge():
                                                        [3, 9, 27, 81, 243]]
 
 
+def test_recipe_study_length_table_pairs_by_seed():
+    """The twice-longer runs: per row, the mean ± std of its test AP, its paired gain over
+    the same row at the grids' length, and its paired difference to SGD and SGDT at the
+    longer length; numbers by hand."""
+    import argparse
+
+    import recipe_study
+
+    class Run:
+        def __init__(self, row, seed, test):
+            self.row, self.seed, self.test = row, seed, test
+
+        def done(self):
+            return True
+
+        def test_ap(self):
+            return self.test
+
+        def result(self):
+            return dict(val=[(150, 1.0), (300, 2.0)])
+
+    long = {'SGD': [36.0, 38.0, 37.0], 'SGDT': [50.0, 46.0, 47.0]}
+    extra = [Run(row, s, v) for row, vs in long.items() for s, v in enumerate(vs)]
+    extra.append(Run('SGDT', 3, 99.0))  # a seed the shorter runs lack: left out of pairs
+    short = {'SGD': {0: 32.0, 1: 33.0, 2: 34.0}, 'SGDT': {0: 40.0, 1: 41.0, 2: 42.0}}
+    lines = recipe_study.length_table(argparse.Namespace(qat_iters=450), extra, short)
+    rows = {ln.split('|')[1].strip(): [c.strip() for c in ln.split('|')[2:-1]]
+            for ln in lines if ln.startswith('| SGD')}
+    # SGD at 900 over 450: d = 4, 5, 3 -> mean 4, std 1, 4.303 / sqrt(3) = 2.484
+    # SGDT minus SGD at 900: d = 14, 8, 10 (seed 3 unpaired) -> mean 10.667, std 3.055,
+    # half-width 4.303 * 3.055 / sqrt(3) = 7.59
+    assert rows['SGD'] == ['0,1,2', '37.00 ± 1.00', '+4.00 ± 2.48', '3/3', '-',
+                           '-10.67 ± 7.59']
+    assert rows['SGDT'][3:] == ['3/3', '+10.67 ± 7.59', '-']
+    # SGDT at 900 over 450: d = 10, 5, 5 -> mean 6.667, std 2.887, half-width 7.17
+    assert rows['SGDT'][0] == '0,1,2,3' and rows['SGDT'][2] == '+6.67 ± 7.17'
+    assert 'SGDT seed 3: 1.0 2.0' in lines[-1]
+
+
 @pytest.mark.parametrize('row, cfg, lr, knob', [
     ('SGD', 'sgd', 'optimizer.lr=0.081', 'quant_weight_lr_mult=0.333333'),
     ('Adam', 'adam', 'optimizer.lr=0.0027', 'quant_weight_lr_mult=0.333333'),
