@@ -93,9 +93,10 @@ def plan(seeds, sgd_mults, trs_mults, work_dir, qat_iters, batch, fp_iters, fp_p
                                         ('trs', trs_mults, base_trs)):
                 for i, mult in enumerate(mults):
                     label = f'{bits.upper()} {"SGD" if kind == "sgd" else "SGDT"} lr x{mult:g}'
-                    run = Run(label, s, QAT_CFG[f'{bits}_{kind}'],
+                    cfg = QAT_CFG[f'{bits}_{kind}']
+                    run = Run(label, s, cfg,
                               qat_dir(work_dir, bits, kind, mult, qat_iters, batch, s),
-                              finetune(qat_iters, batch, trs=kind == 'trs',
+                              finetune(qat_iters, batch, trs_cfg=cfg if kind == 'trs' else None,
                                        lr=DEMO_FT_LR * mult),
                               needs=start)
                     (base if i < n_base else extra).append(run)

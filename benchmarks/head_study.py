@@ -75,12 +75,14 @@ def plan(args):
         for bits in (4, 3):
             for opt in ('sgd', 'trs'):
                 for head in HEADS:
-                    opts = finetune(args.qat_iters, args.batch, trs=opt == 'trs') + [
+                    cfg = QAT_CFG[head].format(b=bits, o=opt)
+                    opts = finetune(args.qat_iters, args.batch,
+                                    trs_cfg=cfg if opt == 'trs' else None) + [
                         f'default_hooks.checkpoint.interval={args.qat_iters}']
                     if args.smoke:
                         opts = [o for o in opts if not o.startswith('train_dataloader.')]
                     runs.append(HeadRun(
-                        head, bits, opt, s, QAT_CFG[head].format(b=bits, o=opt),
+                        head, bits, opt, s, cfg,
                         osp.join(args.work_dir, head,
                                  f'w{bits}a{bits}_{opt}_{args.qat_iters}it_b{args.batch}',
                                  f'seed{s}'),

@@ -63,7 +63,8 @@ import time
 
 from mmtrs.utils import read_scalars
 from study import report, stats
-from study.runs import TestedRun, data_options, execute, study_wall_minutes, val_curve
+from study.runs import (TestedRun, data_options, execute, study_wall_minutes,
+                        trs_window_options, val_curve)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 FP_CFG = 'configs/demo/retinanet_mbv2_fp_demo.py'
@@ -121,16 +122,6 @@ def hook_index(cfg, hook_type):
     return found[0]
 
 
-@functools.lru_cache(maxsize=None)
-def trs_windows(cfg):
-    """A TRS config's R^0 measurement / eta windows and the schedule they are for:
-    ({key: iterations}, its max_iters)."""
-    from mmengine.config import Config
-    c = Config.fromfile(osp.join(ROOT, cfg))
-    keys = ('auto_target_iters', 'eta_adapt_iters')
-    return {k: c.optim_wrapper[k] for k in keys}, c.train_cfg.max_iters
-
-
 def remedy_options(cfg, method, value):
     """--cfg-options setting a remedy's knob in its config. Oscillation freezing's
     threshold decays from 10x its final value (at most 1) to it."""
@@ -167,11 +158,8 @@ def qat_options(method, value, iters, smoke, cfg):
             'default_hooks.checkpoint.max_keep_ckpts=1']
     for i in range(n_sched):
         opts += [f'param_scheduler.{i}.end={iters}', f'param_scheduler.{i}.T_max={iters}']
-    if n_sched == 2:  # R^0 measurement / eta windows keep their share of the run
-        windows, ref_iters = trs_windows(cfg)
-        for k, v in windows.items():
-            n = 1 if smoke else max(1, round(v * iters / ref_iters))
-            opts.append(f'optim_wrapper.{k}={n}')
+    if n_sched == 2:
+        opts += trs_window_options(cfg, iters, smoke)
     if knob == 'lr':
         opts.append(f'optim_wrapper.optimizer.lr={value:.6g}')
         if n_sched == 2:  # R^0 as measured, whatever the config's default multiple

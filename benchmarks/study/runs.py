@@ -10,6 +10,7 @@ A run whose work dir holds its result already is reused, so an interrupted study
 continues where it stopped. This file imports nothing from the study scripts: it runs
 as a subprocess of every one of them.
 """
+import functools
 import json
 import os
 import os.path as osp
@@ -51,23 +52,38 @@ def schedule(iters, n_schedulers, checkpoint=True):
     return opts
 
 
-DEMO_QAT_ITERS = 300  # the R18 demo fine-tuning configs' length, batch 8
-DEMO_TRS_ITERS = dict(auto_target_iters=30, eta_adapt_iters=50)  # the SGDT demo's
+@functools.lru_cache(maxsize=None)
+def trs_windows(cfg):
+    """A TRS config's R^0 measurement / eta adaptation windows and the schedule they are
+    for: ({key: iterations}, its max_iters)."""
+    from mmengine.config import Config
+    c = Config.fromfile(osp.join(ROOT, cfg))
+    keys = ('auto_target_iters', 'eta_adapt_iters')
+    return {k: c.optim_wrapper[k] for k in keys}, c.train_cfg.max_iters
+
+
+def trs_window_options(cfg, iters, smoke=False):
+    """--cfg-options keeping TRS config `cfg`'s R^0 measurement and eta adaptation
+    windows at their share of its schedule in a run of `iters` iterations (a smoke run:
+    1 iteration each)."""
+    windows, ref_iters = trs_windows(cfg)
+    return [f'optim_wrapper.{k}={1 if smoke else max(1, round(v * iters / ref_iters))}'
+            for k, v in windows.items()]
+
+
 # the R18 demo FP fine-tune's LR: these studies ran every row at it (or a multiple), while
 # the demo QAT configs now ship the LR the recipe study tuned
 DEMO_FT_LR = 3e-3
 
 
-def finetune(iters, batch, trs=False, lr=DEMO_FT_LR):
+def finetune(iters, batch, trs_cfg=None, lr=DEMO_FT_LR):
     """--cfg-options for a fine-tuning run of an R18 demo config (QAT or the FP row) of
-    `iters` iterations at batch `batch` and ordinary LR `lr`; SGDT's R^0 measurement and
-    eta adaptation windows keep their share of the run (the demo's 30 and 50 of 300
-    iterations)."""
-    opts = schedule(iters, 2 if trs else 1, checkpoint=False)
+    `iters` iterations at batch `batch` and ordinary LR `lr`; for a TRS config `trs_cfg`,
+    its R^0 measurement and eta adaptation windows keep their share of the run."""
+    opts = schedule(iters, 1 if trs_cfg is None else 2, checkpoint=False)
     opts += [f'train_dataloader.batch_size={batch}', f'optim_wrapper.optimizer.lr={lr:g}']
-    if trs:
-        opts += [f'optim_wrapper.{k}={max(1, round(v * iters / DEMO_QAT_ITERS))}'
-                 for k, v in DEMO_TRS_ITERS.items()]
+    if trs_cfg is not None:
+        opts += trs_window_options(trs_cfg, iters)
         # these studies measured the paper's form, R^0 = the TR measured under the LR
         # (the configs' default R^0 multiple may differ)
         opts.append('optim_wrapper.auto_target_scale=1')
