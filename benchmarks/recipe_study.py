@@ -326,6 +326,9 @@ def main():
                    help='after the grids, run the paired seeds only (seeds), also the '
                         'replay/warm-up controls and the first FP fine-tune (controls), or '
                         'everything (all); a later invocation goes on from there')
+    p.add_argument('--name', default=None,
+                   help='the report\'s file name in --out, without .md/.json (default: '
+                        'from the model, bit-width and length, e.g. recipe_study_w4a4)')
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
@@ -424,7 +427,7 @@ def main():
     # the light model at W3A3 and 450 iterations is the plain name; other models,
     # bit-widths and lengths say theirs
     light = a.model == 'mbv2'
-    name = 'recipe_study' + ('' if light else f'_{a.model}') + \
+    name = a.name or 'recipe_study' + ('' if light else f'_{a.model}') + \
         ('' if light and a.bits == 3 or a.smoke else f'_w{a.bits}a{a.bits}') + \
         ('' if a.qat_iters == DEFAULT_QAT_ITERS or a.smoke else f'_{a.qat_iters}it')
     report.write_report(osp.join(out, name), lines, data)
