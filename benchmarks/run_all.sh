@@ -54,8 +54,9 @@ fi
 if want recipe_study; then  # not in the default set: about 10 h on 2 cores from nothing
   # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods
   # (about 6.5 h, its FP start included; SGD and SGDT alone about 3.5 h), the W3A3
-  # selections carried to W4A4 and W2A2 (about 20 min each), the R18 demo at W4A4 and
-  # W3A3 (its own FP start; about 70 min and 2 h). Every run is reused once finished.
+  # selections carried to W4A4 and W2A2 (about 20 min each), SGD and SGDT on their own
+  # grids at W2A2 (about 40 min), the R18 demo at W4A4 and W3A3 (its own FP start; about
+  # 70 min and 2 h). Every run is reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
   CARRY=(--max-extensions 0 --grid SGD:81:1/9 --grid SGDT:27:3 --grid Adam:243:1/9
          --grid AdamT:27:1 --methods SGD,SGDT,Adam,AdamT --stop-after seeds)
@@ -66,6 +67,9 @@ if want recipe_study; then  # not in the default set: about 10 h on 2 cores from
     echo "[run_all] recipe study: the W3A3 selections at W${bits}A${bits}"
     "${RS[@]}" --bits "$bits" "${CARRY[@]}" 2> >(grep -v -i "warn" >&2)
   done
+  echo "[run_all] recipe study: SGD and SGDT on their own grids at W2A2"
+  "${RS[@]}" --bits 2 --methods SGD,SGDT --grid SGD:81,243,729:1/27,1/9,1/3 \
+    --stop-after seeds --name recipe_study_w2a2_grids 2> >(grep -v -i "warn" >&2)
   for bits in 4 3; do
     echo "[run_all] recipe study: the R18 demo at W${bits}A${bits}"
     "${RS[@]}" --model r18 --bits "$bits" --fp-iters 4000 2> >(grep -v -i "warn" >&2)
