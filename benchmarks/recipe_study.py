@@ -550,18 +550,20 @@ def length_table(args, extra, done):
     if not long:
         return []
     n = 2 * args.qat_iters
+    def cell(p):  # '+m ± h (wins/n)'
+        return '-' if p is None else f'{report.ci_cell(p)} ({report.wins_cell(p)})'
+
     table = []
     for row, test in long.items():
         vs = [stats.paired(base, test) if base is not test else None
               for base in (done.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
-        table.append([row, ','.join(map(str, sorted(test))), report.mean_std_cell(
-            list(test.values())), report.ci_cell(vs[0]), report.wins_cell(vs[0]),
-                      report.ci_cell(vs[1]), report.ci_cell(vs[2])])
+        table.append([row, ','.join(map(str, sorted(test))),
+                      report.mean_std_cell(list(test.values()))] + [cell(p) for p in vs])
     lines = ['', f'Length: the selections at {n} iterations (twice the grids\' length, not '
-             're-tuned), test AP paired by seed:', '']
+             're-tuned), test AP paired by seed, 95% CI (wins):', '']
     lines += report.md_table(['row', 'seeds', f'test AP at {n}',
-                              f'vs itself at {args.qat_iters} (95% CI)', 'wins',
-                              f'vs SGD at {n}', f'vs SGDT at {n}'], table)
+                              f'vs itself at {args.qat_iters}', f'vs SGD at {n}',
+                              f'vs SGDT at {n}'], table)
     lines += ['', f'Val AP curves at {n} iterations (every {max(1, n // 6)}):']
     lines += [f'  {r.row} seed {r.seed}: ' + ' '.join(f'{v:.1f}' for _, v in r.result()['val'])
               for r in extra if r.done()]

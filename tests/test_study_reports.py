@@ -227,11 +227,11 @@ def test_recipe_study_length_table_pairs_by_seed():
     # SGD at 900 over 450: d = 4, 5, 3 -> mean 4, std 1, 4.303 / sqrt(3) = 2.484
     # SGDT minus SGD at 900: d = 14, 8, 10 (seed 3 unpaired) -> mean 10.667, std 3.055,
     # half-width 4.303 * 3.055 / sqrt(3) = 7.59
-    assert rows['SGD'] == ['0,1,2', '37.00 ± 1.00', '+4.00 ± 2.48', '3/3', '-',
-                           '-10.67 ± 7.59']
-    assert rows['SGDT'][3:] == ['3/3', '+10.67 ± 7.59', '-']
+    assert rows['SGD'] == ['0,1,2', '37.00 ± 1.00', '+4.00 ± 2.48 (3/3)', '-',
+                           '-10.67 ± 7.59 (0/3)']
+    assert rows['SGDT'][3:] == ['+10.67 ± 7.59 (3/3)', '-']
     # SGDT at 900 over 450: d = 10, 5, 5 -> mean 6.667, std 2.887, half-width 7.17
-    assert rows['SGDT'][0] == '0,1,2,3' and rows['SGDT'][2] == '+6.67 ± 7.17'
+    assert rows['SGDT'][0] == '0,1,2,3' and rows['SGDT'][2] == '+6.67 ± 7.17 (3/3)'
     assert 'SGDT seed 3: 1.0 2.0' in lines[-1]
 
 
