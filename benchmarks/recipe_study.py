@@ -65,8 +65,9 @@ length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AV
 (24 grid points, 2 of 900 iterations) in 274 min beside other work; adding
 --methods SGD,SGDT,Adam,AdamT,freezing,dampening, 68 more runs (Adam's grid grew to 5x5)
 in about 2 h idle (two 450-iteration runs side by side: 3.1-3.5 min), and ...,LTS,OBR 27
-more in about 70 min. So about 3.5 h from nothing for SGD/SGDT, about 6.5 h with Adam,
-AdamT and the four remedies. The report
+more in about 70 min, and the 900-iteration check at 3 seeds 23 min for its later two
+seeds. So about 3.5 h from nothing for SGD/SGDT, about 7 h with Adam, AdamT and the four
+remedies. The report
 (--out/recipe_study.md, .json) is written from whatever has finished.
 """
 import argparse

@@ -5,7 +5,7 @@
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #     BENCHES=head_study bash benchmarks/run_all.sh   # the head study (~80 min)
 #     BENCHES=allocator bash benchmarks/run_all.sh    # page faults per step, glibc (~1 min)
-#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~10 h)
+#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~11 h)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
 # (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
@@ -51,12 +51,12 @@ if want head_study; then  # not in the default set: ~80 min on 2 cores
   echo "[run_all] head study (3 seeds x both heads x FP, W4A4/W3A3 SGD/SGDT; resumable)"
   "$PY" benchmarks/head_study.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
 fi
-if want recipe_study; then  # not in the default set: about 10 h on 2 cores from nothing
+if want recipe_study; then  # not in the default set: about 11 h on 2 cores from nothing
   # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods
-  # (about 6.5 h, its FP start included; SGD and SGDT alone about 3.5 h), the W3A3
-  # selections carried to W4A4 and W2A2 (about 20 min each), SGD and SGDT on their own
-  # grids at W2A2 (about 40 min), the R18 demo at W4A4 and W3A3 (its own FP start; about
-  # 70 min and 2 h). Every run is reused once finished.
+  # and the 900-iteration check (about 7 h, its FP start included; SGD and SGDT alone
+  # about 3.5 h), the W3A3 selections carried to W4A4 and W2A2 (about 20 min each), SGD
+  # and SGDT on their own grids at W2A2 (about 45 min), the R18 demo at W4A4 and W3A3 (its
+  # own FP start; about 85 min and 2.2 h). Every run is reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
   CARRY=(--max-extensions 0 --grid SGD:81:1/9 --grid SGDT:27:3 --grid Adam:243:1/9
          --grid AdamT:27:1 --methods SGD,SGDT,Adam,AdamT --stop-after seeds)
