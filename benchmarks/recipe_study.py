@@ -551,6 +551,7 @@ def length_table(args, extra, done):
     if not long:
         return []
     n = 2 * args.qat_iters
+
     def cell(p):  # '+m ± h (wins/n)'
         return '-' if p is None else f'{report.ci_cell(p)} ({report.wins_cell(p)})'
 
