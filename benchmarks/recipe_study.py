@@ -551,16 +551,13 @@ def length_table(args, extra, done):
     if not long:
         return []
     n = 2 * args.qat_iters
-
-    def cell(p):  # '+m ± h (wins/n)'
-        return '-' if p is None else f'{report.ci_cell(p)} ({report.wins_cell(p)})'
-
     table = []
     for row, test in long.items():
         vs = [stats.paired(base, test) if base is not test else None
               for base in (done.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
         table.append([row, ','.join(map(str, sorted(test))),
-                      report.mean_std_cell(list(test.values()))] + [cell(p) for p in vs])
+                      report.mean_std_cell(list(test.values()))] +
+                     [report.ci_wins_cell(p) for p in vs])
     lines = ['', f'Length: the selections at {n} iterations (twice the grids\' length, not '
              're-tuned), test AP paired by seed, 95% CI (wins):', '']
     lines += report.md_table(['row', 'seeds', f'test AP at {n}',

@@ -86,6 +86,7 @@ def test_markdown_cells_and_table():
     p = (1.234, 0.5, 2, 3)
     assert (report.ci_cell(p), report.wins_cell(p)) == ('+1.23 ± 0.50', '2/3')
     assert (report.ci_cell(None), report.wins_cell(None)) == ('-', '-')
+    assert (report.ci_wins_cell(p), report.ci_wins_cell(None)) == ('+1.23 ± 0.50 (2/3)', '-')
     assert report.mean_std_cell([1.0, 2.0, 4.0]) == '2.33 ± 1.53'
     assert report.tracking_cell([(0.5, 1.0), (0.7, 2.0)]) == '0.60 / 1.50'
     assert report.tracking_cell([]) == '-'

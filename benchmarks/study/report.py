@@ -25,6 +25,11 @@ def wins_cell(p):
     return f'{p[2]}/{p[3]}' if p else '-'
 
 
+def ci_wins_cell(p):
+    """'+m ± h (wins/n)' of a `stats.differences` result; '-' for None."""
+    return f'{ci_cell(p)} ({wins_cell(p)})' if p else '-'
+
+
 def mean_std_cell(values):
     """'mean ± sample std' (std 0 for one value), two decimals."""
     return f'{statistics.mean(values):.2f} ± {sample_std(values):.2f}'
