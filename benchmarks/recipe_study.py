@@ -54,9 +54,10 @@ Protocol (every run resumable: one whose result.json exists is reused):
     of 3e-3 (centred on the LR SGD's first selection gave its conv weights; extended on
     an edge optimum like the grids; run right after them, seed 0): every QAT row is also
     reported as a fraction of it.
- 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) at 2x --qat-iters,
-    not re-tuned, at every seed (seed 0 before the FP fine-tune's later seeds, the others
-    last): do the val curves still rise at --qat-iters, and does the order hold?
+ 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) at 2x --qat-iters
+    (--lengths 2,4: also at 4x), not re-tuned, at every seed (seed 0 of the first before
+    the FP fine-tune's later seeds, the rest last): do the val curves still rise, and
+    does the order hold?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, FP fine-tune LR, seeds, controls, FP fine-tune seeds,
 length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AVX-512,
@@ -126,11 +127,14 @@ STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority o
 
 
 class StudyRun(TestedRun):
-    """A run of this study, labelled by row, LR multiple and second-knob multiple."""
+    """A run of this study, labelled by row, LR multiple, second-knob multiple and
+    length."""
 
-    def __init__(self, row, lr_mult, knob_mult, seed, cfg, work_dir, options, needs):
+    def __init__(self, row, lr_mult, knob_mult, seed, cfg, work_dir, options, needs,
+                 iters):
         super().__init__(row, seed, cfg, work_dir, options, needs)
         self.row, self.lr_mult, self.knob_mult = row, lr_mult, knob_mult
+        self.iters = iters
 
 
 class Study:
@@ -147,7 +151,7 @@ class Study:
             tag += f'_{iters}it'
         wd = osp.join(root or self.root, row.replace(' ', '_'), tag, f'seed{seed}')
         return StudyRun(row, lr_mult, knob_mult, seed, cfg, wd,
-                        data_options(a.data, a.size) + opts, self.fp)
+                        data_options(a.data, a.size) + opts, self.fp, iters)
 
     def _qat(self, method, lr_mult, cfg):
         a = self.args
@@ -330,9 +334,20 @@ def main():
     p.add_argument('--name', default=None,
                    help='the report\'s file name in --out, without .md/.json (default: '
                         'from the model, bit-width and length, e.g. recipe_study_w4a4)')
+    p.add_argument('--lengths', default='2',
+                   help='the multiples of --qat-iters at which the selections of SGD, '
+                        'SGDT (and Adam, AdamT) run again, not re-tuned, at every seed, '
+                        'e.g. 2,4 (each longer one after every run of the shorter)')
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
+    try:
+        lengths = sorted({int(m) for m in a.lengths.split(',')})
+    except ValueError:
+        lengths = [0]
+    if min(lengths) < 2:
+        raise SystemExit(f'--lengths {a.lengths}: expected whole multiples of --qat-iters '
+                         'above 1, e.g. 2,4')
     methods = set(a.methods.split(',')) | {'SGD', 'SGDT'}
     if methods - set(GRIDS):
         raise SystemExit(f'--methods {a.methods}: unknown {sorted(methods - set(GRIDS))}; '
@@ -404,16 +419,18 @@ def main():
         # the plain optimizers and their TR-scheduled forms (the remedies are SGD's), at
         # every seed, so that the longer schedule's order is paired like the rest
         extra = [study.grid(row, best[row].lr_mult, best[row].knob_mult, s,
-                            iters=2 * args.qat_iters)
-                 for s in args.seeds for row in LENGTH_ROWS if row in GRIDS]
-        # priority: the paired seeds first, then the controls, FP fine-tune, length (its
-        # first seed before the FP fine-tune's later ones)
-        first = [r for r in extra if r.seed == s0]
+                            iters=m * args.qat_iters)
+                 for m in lengths for s in args.seeds
+                 for row in LENGTH_ROWS if row in GRIDS]
+        # priority: the paired seeds first, then the controls, FP fine-tune, length (the
+        # shortest one's first seed before the FP fine-tune's later seeds)
+        shortest = lengths[0] * args.qat_iters
+        first = [r for r in extra if r.seed == s0 and r.iters == shortest]
         stages = dict(seeds=[r for row in GRIDS for r in rows[row][1:]],
                       controls=rows['replay'][1:] + rows['warm-up'][1:] +
                       rows['FP fine-tune'][:1] + rows['replay'][:1] + rows['warm-up'][:1],
                       all=first + rows['FP fine-tune'][1:] +
-                      [r for r in extra if r.seed != s0])
+                      [r for r in extra if r not in first])
         order = []
         for stage in STAGES:
             order += stages[stage]
@@ -524,7 +541,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
         r0 = rep[sgdt[0].seed]
         lines.append(f'Replay at the recorded seed (mechanism check): test AP '
                      f'{r0.test_ap():.1f} vs SGDT {sgdt[0].test_ap():.1f}')
-    lines += length_table(args, extra, done)
+    lines += length_tables(args, extra, done)
     lines += ['', 'Val AP curves (every {} iterations):'.format(max(1, args.qat_iters // 6))]
     for d in data_rows:
         lines.append(f'  {d["row"]}: ' + '; '.join(
@@ -535,37 +552,62 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
                                       for row, rs in grid.items()},
                 fp_finetune_grid=[dict(lr_mult=r.lr_mult, val=val_ap(r)) for r in ft_grid],
                 rows=data_rows, tracking=tracking['SGDT'], tracking_by_row=tracking,
-                length=[dict(row=r.row, seed=r.seed, val=r.result()['val'],
+                length=[dict(row=r.row, seed=r.seed, iters=r.iters, val=r.result()['val'],
                              test=r.test_ap()) for r in extra if r.done()])
     return lines, data
 
 
-def length_table(args, extra, done):
-    """Lines on the selections run twice as long: per row, test AP at every seed, paired
-    with the same row at the study's length and with SGD / SGDT at the longer one, and
-    each run's val curve (whether it still rose at the end)."""
-    long = {}
-    for r in extra:
-        if r.done():
+def length_tables(args, extra, done):
+    """A table per length of the longer runs (shortest first), each paired with the next
+    shorter length: the study's own for the first, the one before it for the others."""
+    lines, shorter, shorter_n = [], done, args.qat_iters
+    for n in sorted({r.iters for r in extra}):
+        runs = [r for r in extra if r.iters == n and r.done()]
+        long = {}
+        for r in runs:
             long.setdefault(r.row, {})[r.seed] = r.test_ap()
-    if not long:
-        return []
-    n = 2 * args.qat_iters
+        if long:
+            lines += length_table(n, runs, long, shorter, shorter_n)
+        shorter, shorter_n = long, n
+    return lines
+
+
+def val_gain(r):
+    """The rise of a run's val AP over its last three evaluations: the better of the last
+    two minus the third from last (the FP start's stopping rule: no gain above 0.5)."""
+    val = [v for _, v in r.result()['val']]
+    return max(val[-2:]) - val[-3] if len(val) >= 3 else float('nan')
+
+
+def length_table(n, runs, long, shorter, shorter_n):
+    """Lines on the selections run at n iterations: per row, test AP at every seed, paired
+    with the same row at the shorter length and with SGD / SGDT at n, the rise of each
+    run's val AP over its last three evaluations, and each run's val curve.
+
+    Args:
+        n (int): the length of `runs`.
+        runs (list[StudyRun]): the finished runs of that length.
+        long (dict): {row: {seed: test AP}} of `runs`.
+        shorter (dict): the same for the same rows at `shorter_n` iterations.
+        shorter_n (int): the length they are paired with.
+    """
     table = []
     for row, test in long.items():
         vs = [stats.paired(base, test) if base is not test else None
-              for base in (done.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
+              for base in (shorter.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
+        gains = [f'{val_gain(r):+.1f}' for r in runs if r.row == row]
         table.append([row, ','.join(map(str, sorted(test))),
                       report.mean_std_cell(list(test.values()))] +
-                     [report.ci_wins_cell(p) for p in vs])
-    lines = ['', f'Length: the selections at {n} iterations (twice the grids\' length, not '
-             're-tuned), test AP paired by seed, 95% CI (wins):', '']
+                     [report.ci_wins_cell(p) for p in vs] + [', '.join(gains)])
+    lines = ['', f'Length: the selections at {n} iterations (not re-tuned), test AP paired '
+             'by seed, 95% CI (wins); val gain: the better of the last two evaluations '
+             'minus the third from last, per seed:', '']
     lines += report.md_table(['row', 'seeds', f'test AP at {n}',
-                              f'vs itself at {args.qat_iters}', f'vs SGD at {n}',
-                              f'vs SGDT at {n}'], table)
+                              f'vs itself at {shorter_n}', f'vs SGD at {n}',
+                              f'vs SGDT at {n}', 'val gain, last 3 evals'], table)
     lines += ['', f'Val AP curves at {n} iterations (every {max(1, n // 6)}):']
     lines += [f'  {r.row} seed {r.seed}: ' + ' '.join(f'{v:.1f}' for _, v in r.result()['val'])
-              for r in extra if r.done()]
+              for r in runs]
     return lines
 
 
