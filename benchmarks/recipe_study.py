@@ -250,6 +250,18 @@ def set_grid(text):
     GRIDS[row] = GRIDS[row][:3] + tuple(axes)
 
 
+def parse_lengths(text):
+    """`--lengths`' sorted multiples of --qat-iters (whole numbers above 1)."""
+    try:
+        lengths = sorted({int(m) for m in text.split(',')})
+    except ValueError:
+        lengths = [0]
+    if min(lengths) < 2:
+        raise SystemExit(f'--lengths {text}: expected whole multiples of --qat-iters '
+                         'above 1, comma-separated, e.g. 2,4')
+    return lengths
+
+
 def ft_search(study, run, s0):
     """The FP fine-tune's LR, selected on val at seed 0 from FT_LRS, extended like the
     grids; returns (selected run or None, [LR axis], [its runs])."""
@@ -341,13 +353,7 @@ def main():
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
-    try:
-        lengths = sorted({int(m) for m in a.lengths.split(',')})
-    except ValueError:
-        lengths = [0]
-    if min(lengths) < 2:
-        raise SystemExit(f'--lengths {a.lengths}: expected whole multiples of --qat-iters '
-                         'above 1, e.g. 2,4')
+    lengths = parse_lengths(a.lengths)
     methods = set(a.methods.split(',')) | {'SGD', 'SGDT'}
     if methods - set(GRIDS):
         raise SystemExit(f'--methods {a.methods}: unknown {sorted(methods - set(GRIDS))}; '
@@ -595,7 +601,8 @@ def length_table(n, runs, long, shorter, shorter_n):
     for row, test in long.items():
         vs = [stats.paired(base, test) if base is not test else None
               for base in (shorter.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
-        gains = [f'{val_gain(r):+.1f}' for r in runs if r.row == row]
+        gains = [f'{g:+.1f}' if g == g else '-' for g in
+                 (val_gain(r) for r in runs if r.row == row)]
         table.append([row, ','.join(map(str, sorted(test))),
                       report.mean_std_cell(list(test.values()))] +
                      [report.ci_wins_cell(p) for p in vs] + [', '.join(gains)])

@@ -170,6 +170,14 @@ def test_recipe_study_grid_extension():
     assert recipe_study.extend([1 / 3, 1, 3], 1 / 3) == pytest.approx([1 / 9, 1 / 3, 1, 3])
 
 
+def test_recipe_study_lengths_option():
+    import recipe_study
+    assert recipe_study.parse_lengths('4,2,4') == [2, 4]
+    for bad in ('1', '2,x', '0.5'):
+        with pytest.raises(SystemExit, match='--lengths .*e.g. 2,4'):
+            recipe_study.parse_lengths(bad)
+
+
 def test_recipe_study_fp_finetune_lr_extends_past_an_edge():
     """The FP fine-tune's LR search: val AP peaking at x81 takes the x3..x27 axis up
     twice (x81, then x243 to show x81 interior) and selects x81."""
@@ -197,17 +205,19 @@ def test_recipe_study_fp_finetune_lr_extends_past_an_edge():
                                                        [3, 9, 27, 81, 243]]
 
 
-def test_recipe_study_length_table_pairs_by_seed():
-    """The twice-longer runs: per row, the mean ± std of its test AP, its paired gain over
-    the same row at the grids' length, and its paired difference to SGD and SGDT at the
-    longer length; numbers by hand."""
+def test_recipe_study_length_tables_pair_by_seed():
+    """The longer runs: per row and length, the mean ± std of its test AP, its paired gain
+    over the same row at the next shorter length (the study's own for the first), its
+    paired difference to SGD and SGDT at that length, and each run's val gain over its
+    last three evaluations; numbers by hand."""
     import argparse
 
     import recipe_study
 
     class Run:
-        def __init__(self, row, seed, test):
-            self.row, self.seed, self.test = row, seed, test
+        def __init__(self, row, seed, test, iters, val=(1.0, 2.0)):
+            self.row, self.seed, self.test, self.iters = row, seed, test, iters
+            self.val = val
 
         def done(self):
             return True
@@ -216,24 +226,39 @@ def test_recipe_study_length_table_pairs_by_seed():
             return self.test
 
         def result(self):
-            return dict(val=[(150, 1.0), (300, 2.0)])
+            return dict(val=[(150 * (i + 1), v) for i, v in enumerate(self.val)])
 
     long = {'SGD': [36.0, 38.0, 37.0], 'SGDT': [50.0, 46.0, 47.0]}
-    extra = [Run(row, s, v) for row, vs in long.items() for s, v in enumerate(vs)]
-    extra.append(Run('SGDT', 3, 99.0))  # a seed the shorter runs lack: left out of pairs
+    extra = [Run(row, s, v, 900) for row, vs in long.items() for s, v in enumerate(vs)]
+    extra.append(Run('SGDT', 3, 99.0, 900))  # a seed the shorter runs lack: unpaired
+    # 4x: SGDT only, two seeds; curves whose last-three rise is max(last two) - third
+    # from last: 40, 42.5, 42.0 -> +2.5; 40, 39, 39.5 -> -0.5
+    extra += [Run('SGDT', 0, 53.0, 1800, (30.0, 40.0, 42.5, 42.0)),
+              Run('SGDT', 1, 47.0, 1800, (30.0, 40.0, 39.0, 39.5))]
     short = {'SGD': {0: 32.0, 1: 33.0, 2: 34.0}, 'SGDT': {0: 40.0, 1: 41.0, 2: 42.0}}
-    lines = recipe_study.length_table(argparse.Namespace(qat_iters=450), extra, short)
-    rows = {ln.split('|')[1].strip(): [c.strip() for c in ln.split('|')[2:-1]]
-            for ln in lines if ln.startswith('| SGD')}
+    lines = recipe_study.length_tables(argparse.Namespace(qat_iters=450), extra, short)
+    at = lines.index(next(ln for ln in lines if 'at 1800 iterations' in ln))
+
+    def table(part):
+        return {ln.split('|')[1].strip(): [c.strip() for c in ln.split('|')[2:-1]]
+                for ln in part if ln.startswith('| SGD')}
+
+    rows, rows4 = table(lines[:at]), table(lines[at:])
     # SGD at 900 over 450: d = 4, 5, 3 -> mean 4, std 1, 4.303 / sqrt(3) = 2.484
     # SGDT minus SGD at 900: d = 14, 8, 10 (seed 3 unpaired) -> mean 10.667, std 3.055,
-    # half-width 4.303 * 3.055 / sqrt(3) = 7.59
+    # half-width 4.303 * 3.055 / sqrt(3) = 7.59; too few evaluations: no val gain
     assert rows['SGD'] == ['0,1,2', '37.00 ± 1.00', '+4.00 ± 2.48 (3/3)', '-',
-                           '-10.67 ± 7.59 (0/3)']
-    assert rows['SGDT'][3:] == ['+10.67 ± 7.59 (3/3)', '-']
+                           '-10.67 ± 7.59 (0/3)', '-, -, -']
+    assert rows['SGDT'][3:5] == ['+10.67 ± 7.59 (3/3)', '-']
     # SGDT at 900 over 450: d = 10, 5, 5 -> mean 6.667, std 2.887, half-width 7.17
     assert rows['SGDT'][0] == '0,1,2,3' and rows['SGDT'][2] == '+6.67 ± 7.17 (3/3)'
-    assert 'SGDT seed 3: 1.0 2.0' in lines[-1]
+    assert '  SGDT seed 3: 1.0 2.0' in lines[:at]
+    # SGDT at 1800 over 900 (not over 450): d = 3, 1 -> mean 2, std 1.414,
+    # t(0.975, 1) = 12.706: half-width 12.706 * 1.414 / sqrt(2) = 12.71
+    assert list(rows4) == ['SGDT']
+    assert rows4['SGDT'] == ['0,1', '50.00 ± 4.24', '+2.00 ± 12.71 (2/2)', '-', '-',
+                             '+2.5, -0.5']
+    assert lines[-1] == '  SGDT seed 1: 30.0 40.0 39.0 39.5'
 
 
 @pytest.mark.parametrize('row, cfg, lr, knob', [
