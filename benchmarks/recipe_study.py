@@ -153,9 +153,9 @@ class Study:
         return StudyRun(row, lr_mult, knob_mult, seed, cfg, wd,
                         data_options(a.data, a.size) + opts, self.fp, iters)
 
-    def _qat(self, method, lr_mult, cfg):
+    def _qat(self, method, lr_mult, cfg, iters=None):
         a = self.args
-        return ls.qat_options(method, BASE_LR * lr_mult, a.qat_iters, a.smoke, cfg)
+        return ls.qat_options(method, BASE_LR * lr_mult, iters or a.qat_iters, a.smoke, cfg)
 
     def qat_cfg(self, opt):
         return self.model['qat'].format(b=self.args.bits, opt=opt)
@@ -188,11 +188,12 @@ class Study:
             'model.quant_cfg.learn_weight_scale=False']
         return self._run(row, cfg, lr_mult, None, seed, opts)
 
-    def fp_finetune(self, lr_mult, seed):
+    def fp_finetune(self, lr_mult, seed, iters=None):
         """Unquantized: one run serves every bit-width (its directory is outside theirs)."""
         cfg = self.model['ft']
         return self._run('FP fine-tune', cfg, lr_mult, None, seed,
-                         self._qat('sgd', lr_mult, cfg), root=model_dir(self.args))
+                         self._qat('sgd', lr_mult, cfg, iters), iters,
+                         root=model_dir(self.args))
 
 
 def model_dir(args):
@@ -422,12 +423,14 @@ def main():
         rows['warm-up'] = [study.replayed('warm-up', sgdt.lr_mult, warm_file, s)
                            for s in args.seeds]
         rows['FP fine-tune'] = [study.fp_finetune(ft_best.lr_mult, s) for s in args.seeds]
-        # the plain optimizers and their TR-scheduled forms (the remedies are SGD's), at
-        # every seed, so that the longer schedule's order is paired like the rest
-        extra = [study.grid(row, best[row].lr_mult, best[row].knob_mult, s,
-                            iters=m * args.qat_iters)
-                 for m in lengths for s in args.seeds
-                 for row in LENGTH_ROWS if row in GRIDS]
+        # the plain optimizers and their TR-scheduled forms (the remedies are SGD's), and
+        # the FP fine-tune they are judged against, at every seed, so that the longer
+        # schedule's order is paired like the rest
+        extra = [r for m in lengths for s in args.seeds for r in
+                 [study.grid(row, best[row].lr_mult, best[row].knob_mult, s,
+                             iters=m * args.qat_iters)
+                  for row in LENGTH_ROWS if row in GRIDS] +
+                 [study.fp_finetune(ft_best.lr_mult, s, iters=m * args.qat_iters)]]
         # priority: the paired seeds first, then the controls, FP fine-tune, length (the
         # shortest one's first seed before the FP fine-tune's later seeds)
         shortest = lengths[0] * args.qat_iters
@@ -587,8 +590,9 @@ def val_gain(r):
 
 def length_table(n, runs, long, shorter, shorter_n):
     """Lines on the selections run at n iterations: per row, test AP at every seed, paired
-    with the same row at the shorter length and with SGD / SGDT at n, the rise of each
-    run's val AP over its last three evaluations, and each run's val curve.
+    with the same row at the shorter length and with SGD / SGDT at n, its mean as a
+    fraction of the FP fine-tune's at n, the rise of each run's val AP over its last
+    three evaluations, and each run's val curve.
 
     Args:
         n (int): the length of `runs`.
@@ -598,20 +602,24 @@ def length_table(n, runs, long, shorter, shorter_n):
         shorter_n (int): the length they are paired with.
     """
     table = []
+    ft = long.get('FP fine-tune')
     for row, test in long.items():
         vs = [stats.paired(base, test) if base is not test else None
               for base in (shorter.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
         gains = [f'{g:+.1f}' if g == g else '-' for g in
                  (val_gain(r) for r in runs if r.row == row)]
+        frac = f'{statistics.mean(test.values()) / statistics.mean(ft.values()):.2f}' \
+            if ft and test is not ft else '-'
         table.append([row, ','.join(map(str, sorted(test))),
                       report.mean_std_cell(list(test.values()))] +
-                     [report.ci_wins_cell(p) for p in vs] + [', '.join(gains)])
+                     [report.ci_wins_cell(p) for p in vs] + [frac, ', '.join(gains)])
     lines = ['', f'Length: the selections at {n} iterations (not re-tuned), test AP paired '
              'by seed, 95% CI (wins); val gain: the better of the last two evaluations '
              'minus the third from last, per seed:', '']
     lines += report.md_table(['row', 'seeds', f'test AP at {n}',
                               f'vs itself at {shorter_n}', f'vs SGD at {n}',
-                              f'vs SGDT at {n}', 'val gain, last 3 evals'], table)
+                              f'vs SGDT at {n}', f'of FP fine-tune at {n}',
+                              'val gain, last 3 evals'], table)
     lines += ['', f'Val AP curves at {n} iterations (every {max(1, n // 6)}):']
     lines += [f'  {r.row} seed {r.seed}: ' + ' '.join(f'{v:.1f}' for _, v in r.result()['val'])
               for r in runs]

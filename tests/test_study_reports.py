@@ -234,7 +234,8 @@ def test_recipe_study_length_tables_pair_by_seed():
     # 4x: SGDT only, two seeds; curves whose last-three rise is max(last two) - third
     # from last: 40, 42.5, 42.0 -> +2.5; 40, 39, 39.5 -> -0.5
     extra += [Run('SGDT', 0, 53.0, 1800, (30.0, 40.0, 42.5, 42.0)),
-              Run('SGDT', 1, 47.0, 1800, (30.0, 40.0, 39.0, 39.5))]
+              Run('SGDT', 1, 47.0, 1800, (30.0, 40.0, 39.0, 39.5)),
+              Run('FP fine-tune', 0, 44.0, 1800), Run('FP fine-tune', 1, 36.0, 1800)]
     short = {'SGD': {0: 32.0, 1: 33.0, 2: 34.0}, 'SGDT': {0: 40.0, 1: 41.0, 2: 42.0}}
     lines = recipe_study.length_tables(argparse.Namespace(qat_iters=450), extra, short)
     at = lines.index(next(ln for ln in lines if 'at 1800 iterations' in ln))
@@ -248,17 +249,22 @@ def test_recipe_study_length_tables_pair_by_seed():
     # SGDT minus SGD at 900: d = 14, 8, 10 (seed 3 unpaired) -> mean 10.667, std 3.055,
     # half-width 4.303 * 3.055 / sqrt(3) = 7.59; too few evaluations: no val gain
     assert rows['SGD'] == ['0,1,2', '37.00 ± 1.00', '+4.00 ± 2.48 (3/3)', '-',
-                           '-10.67 ± 7.59 (0/3)', '-, -, -']
-    assert rows['SGDT'][3:5] == ['+10.67 ± 7.59 (3/3)', '-']
+                           '-10.67 ± 7.59 (0/3)', '-', '-, -, -']
+    assert rows['SGDT'][3:6] == ['+10.67 ± 7.59 (3/3)', '-', '-']  # no FP fine-tune at 900
     # SGDT at 900 over 450: d = 10, 5, 5 -> mean 6.667, std 2.887, half-width 7.17
     assert rows['SGDT'][0] == '0,1,2,3' and rows['SGDT'][2] == '+6.67 ± 7.17 (3/3)'
     assert '  SGDT seed 3: 1.0 2.0' in lines[:at]
     # SGDT at 1800 over 900 (not over 450): d = 3, 1 -> mean 2, std 1.414,
     # t(0.975, 1) = 12.706: half-width 12.706 * 1.414 / sqrt(2) = 12.71
+    # of the FP fine-tune at 1800: 50 / mean(44, 36) = 1.25; the FP fine-tune has no
+    # shorter runs here: nothing to pair it with; it minus SGDT: d = -9, -11 -> -10 ± 12.71
     assert list(rows4) == ['SGDT']
     assert rows4['SGDT'] == ['0,1', '50.00 ± 4.24', '+2.00 ± 12.71 (2/2)', '-', '-',
-                             '+2.5, -0.5']
-    assert lines[-1] == '  SGDT seed 1: 30.0 40.0 39.0 39.5'
+                             '1.25', '+2.5, -0.5']
+    fp4 = next(ln for ln in lines[at:] if ln.startswith('| FP fine-tune'))
+    assert [c.strip() for c in fp4.split('|')[2:-1]] == \
+        ['0,1', '40.00 ± 5.66', '-', '-', '-10.00 ± 12.71 (0/2)', '-', '-, -']
+    assert lines[-1] == '  FP fine-tune seed 1: 1.0 2.0'
 
 
 @pytest.mark.parametrize('row, cfg, lr, knob', [
