@@ -54,10 +54,11 @@ Protocol (every run resumable: one whose result.json exists is reused):
     of 3e-3 (centred on the LR SGD's first selection gave its conv weights; extended on
     an edge optimum like the grids; run right after them, seed 0): every QAT row is also
     reported as a fraction of it.
- 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) at 2x --qat-iters
-    (--lengths 2,4: also at 4x), not re-tuned, at every seed (seed 0 of the first before
-    the FP fine-tune's later seeds, the rest last): do the val curves still rise, and
-    does the order hold?
+ 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) and the FP fine-tune
+    at 2x --qat-iters (--lengths 2,4: also at 4x), not re-tuned, at every seed (seed 0
+    of the first before the FP fine-tune's later seeds, the rest last): do the val
+    curves still rise, does the order hold, and how close is each row to the FP model
+    fine-tuned as long?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, FP fine-tune LR, seeds, controls, FP fine-tune seeds,
 length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AVX-512,
@@ -67,8 +68,10 @@ length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AV
 --methods SGD,SGDT,Adam,AdamT,freezing,dampening, 68 more runs (Adam's grid grew to 5x5)
 in about 2 h idle (two 450-iteration runs side by side: 3.1-3.5 min), and ...,LTS,OBR 27
 more in about 70 min, and the 900-iteration check at 3 seeds 23 min for its later two
-seeds. So about 3.5 h from nothing for SGD/SGDT, about 7 h with Adam, AdamT and the four
-remedies. The report
+seeds; --lengths 2,4 then 85 min more (12 QAT runs of 1800 iterations, 10.5 min each
+side by side, and the FP fine-tune's 6 runs of 900 and 1800). So about 3.5 h from
+nothing for SGD/SGDT at 450 and 900 iterations, about 8.5 h with Adam, AdamT, the four
+remedies and 1800 iterations. The report
 (--out/recipe_study.md, .json) is written from whatever has finished.
 """
 import argparse

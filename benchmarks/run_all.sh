@@ -5,7 +5,7 @@
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #     BENCHES=head_study bash benchmarks/run_all.sh   # the head study (~80 min)
 #     BENCHES=allocator bash benchmarks/run_all.sh    # page faults per step, glibc (~1 min)
-#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~11 h)
+#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~12.5 h)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
 # (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
@@ -51,10 +51,10 @@ if want head_study; then  # not in the default set: ~80 min on 2 cores
   echo "[run_all] head study (3 seeds x both heads x FP, W4A4/W3A3 SGD/SGDT; resumable)"
   "$PY" benchmarks/head_study.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
 fi
-if want recipe_study; then  # not in the default set: about 11 h on 2 cores from nothing
+if want recipe_study; then  # not in the default set: about 12.5 h on 2 cores from nothing
   # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods
-  # and the 900-iteration check (about 7 h, its FP start included; SGD and SGDT alone
-  # about 3.5 h), the W3A3 selections carried to W4A4 and W2A2 (about 20 min each), SGD
+  # and the 900- and 1800-iteration checks (about 8.5 h, its FP start included; SGD and
+  # SGDT alone at 450 and 900 about 3.5 h), the W3A3 selections carried to W4A4 and W2A2 (about 20 min each), SGD
   # and SGDT on their own grids at W2A2 (about 45 min), the R18 demo at W4A4 and W3A3 (its
   # own FP start; about 85 min and 2.2 h). Every run is reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
@@ -62,7 +62,8 @@ if want recipe_study; then  # not in the default set: about 11 h on 2 cores from
          --grid AdamT:27:1 --methods SGD,SGDT,Adam,AdamT --stop-after seeds)
   echo "[run_all] recipe study: light model W3A3, every method (resumable)"
   "${RS[@]}" --grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only \
-    --methods SGD,SGDT,Adam,AdamT,freezing,dampening,LTS,OBR 2> >(grep -v -i "warn" >&2)
+    --methods SGD,SGDT,Adam,AdamT,freezing,dampening,LTS,OBR --lengths 2,4 \
+    2> >(grep -v -i "warn" >&2)
   for bits in 4 2; do
     echo "[run_all] recipe study: the W3A3 selections at W${bits}A${bits}"
     "${RS[@]}" --bits "$bits" "${CARRY[@]}" 2> >(grep -v -i "warn" >&2)
