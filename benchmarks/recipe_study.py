@@ -124,7 +124,7 @@ MODELS = {
                 label='R18 demo (RetinaNet, ResNet-18 at 32 base channels)'),
 }
 ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT') + REMEDIES + ('replay', 'warm-up', 'FP fine-tune')
-# the selections run again at twice the length
+# the selections run again at the longer lengths (--lengths), beside the FP fine-tune
 LENGTH_ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT')
 STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority order
 
@@ -352,8 +352,9 @@ def main():
                         'from the model, bit-width and length, e.g. recipe_study_w4a4)')
     p.add_argument('--lengths', default='2',
                    help='the multiples of --qat-iters at which the selections of SGD, '
-                        'SGDT (and Adam, AdamT) run again, not re-tuned, at every seed, '
-                        'e.g. 2,4 (each longer one after every run of the shorter)')
+                        'SGDT (and Adam, AdamT) and the FP fine-tune run again, not '
+                        're-tuned, at every seed, e.g. 2,4 (each longer one after every '
+                        'run of the shorter)')
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()

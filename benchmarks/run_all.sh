@@ -54,9 +54,10 @@ fi
 if want recipe_study; then  # not in the default set: about 12.5 h on 2 cores from nothing
   # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods
   # and the 900- and 1800-iteration checks (about 8.5 h, its FP start included; SGD and
-  # SGDT alone at 450 and 900 about 3.5 h), the W3A3 selections carried to W4A4 and W2A2 (about 20 min each), SGD
-  # and SGDT on their own grids at W2A2 (about 45 min), the R18 demo at W4A4 and W3A3 (its
-  # own FP start; about 85 min and 2.2 h). Every run is reused once finished.
+  # SGDT alone at 450 and 900 about 3.5 h), the W3A3 selections carried to W4A4 and W2A2
+  # (about 20 min each), SGD and SGDT on their own grids at W2A2 (about 45 min), the R18
+  # demo at W4A4 and W3A3 (its own FP start; about 85 min and 2.2 h). Every run is
+  # reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
   CARRY=(--max-extensions 0 --grid SGD:81:1/9 --grid SGDT:27:3 --grid Adam:243:1/9
          --grid AdamT:27:1 --methods SGD,SGDT,Adam,AdamT --stop-after seeds)

@@ -171,6 +171,8 @@ def test_recipe_study_grid_extension():
 
 
 def test_recipe_study_lengths_option():
+    """--lengths: sorted, deduplicated multiples; anything but whole numbers above 1 is
+    refused with the option's name and an example."""
     import recipe_study
     assert recipe_study.parse_lengths('4,2,4') == [2, 4]
     for bad in ('1', '2,x', '0.5'):
