@@ -86,6 +86,8 @@ def test_markdown_cells_and_table():
     p = (1.234, 0.5, 2, 3)
     assert (report.ci_cell(p), report.wins_cell(p)) == ('+1.23 ± 0.50', '2/3')
     assert (report.ci_cell(None), report.wins_cell(None)) == ('-', '-')
+    # one seed: a difference without an interval (stats.differences' half-width is nan)
+    assert report.ci_wins_cell(stats.differences([-0.5])) == '-0.50 (0/1)'
     assert (report.ci_wins_cell(p), report.ci_wins_cell(None)) == ('+1.23 ± 0.50 (2/3)', '-')
     assert report.mean_std_cell([1.0, 2.0, 4.0]) == '2.33 ± 1.53'
     assert report.tracking_cell([(0.5, 1.0), (0.7, 2.0)]) == '0.60 / 1.50'

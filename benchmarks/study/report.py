@@ -16,8 +16,11 @@ def md_table(header, rows):
 
 
 def ci_cell(p):
-    """'+m ± h' of a `stats.differences` result; '-' for None."""
-    return f'{p[0]:+.2f} ± {p[1]:.2f}' if p else '-'
+    """'+m ± h' of a `stats.differences` result ('+m' alone for one seed: no interval);
+    '-' for None."""
+    if not p:
+        return '-'
+    return f'{p[0]:+.2f}' if p[1] != p[1] else f'{p[0]:+.2f} ± {p[1]:.2f}'
 
 
 def wins_cell(p):
