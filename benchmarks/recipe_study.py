@@ -76,6 +76,7 @@ remedies and 1800 iterations. The report
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -610,7 +611,7 @@ def length_table(n, runs, long, shorter, shorter_n):
     for row, test in long.items():
         vs = [stats.paired(base, test) if base is not test else None
               for base in (shorter.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
-        gains = [f'{g:+.1f}' if g == g else '-' for g in
+        gains = [f'{g:+.1f}' if not math.isnan(g) else '-' for g in
                  (val_gain(r) for r in runs if r.row == row)]
         frac = f'{statistics.mean(test.values()) / statistics.mean(ft.values()):.2f}' \
             if ft and test is not ft else '-'

@@ -1,5 +1,6 @@
 """Markdown tables and plots of the study reports."""
 import json
+import math
 import statistics
 
 from .stats import sample_std
@@ -20,7 +21,7 @@ def ci_cell(p):
     '-' for None."""
     if not p:
         return '-'
-    return f'{p[0]:+.2f}' if p[1] != p[1] else f'{p[0]:+.2f} ± {p[1]:.2f}'
+    return f'{p[0]:+.2f}' if math.isnan(p[1]) else f'{p[0]:+.2f} ± {p[1]:.2f}'
 
 
 def wins_cell(p):
