@@ -52,8 +52,16 @@ Protocol (every run resumable: one whose result.json exists is reused):
  5. FP fine-tune: the FP model trained with the same schedule, unquantized
     (configs/demo/retinanet_mbv2_fp_ft_demo.py), its LR selected on val from x{3, 9, 27}
     of 3e-3 (centred on the LR SGD's first selection gave its conv weights; extended on
-    an edge optimum like the grids; run right after them, seed 0): every QAT row is also
-    reported as a fraction of it.
+    an edge optimum like the grids; run right after them, seed 0). With --methods
+    ...,FP-SGD,FP-Adam also the FP model given the same two-knob budget as SGD and Adam:
+      FP-SGD:  LR x{9, 27, 81} of 3e-3   x  the LR multiple {1/3, 1, 3} of the weights
+               QAT quantizes (FloatWeightLRConstructor's `weight_lr_mult`; SGD and
+               configs/demo/retinanet_mbv2_fp_ft_demo.py)
+      FP-Adam: LR x{81, 243, 729} of 1e-4 x  that multiple {1/27, 1/9, 1/3} (Adam and
+               retinanet_mbv2_fp_ft_adam_demo.py)
+    grids, seeds and lengths like the QAT methods. Every QAT row is also reported as a
+    fraction of the FP reference: of the FP rows, the one with the best mean val AP
+    (at each length).
  6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) and the FP fine-tune
     at 2x --qat-iters (--lengths 2,4: also at 4x), not re-tuned, at every seed (seed 0
     of the first before the FP fine-tune's later seeds, the rest last): do the val
@@ -107,8 +115,17 @@ GRIDS = {
     'dampening': ('dampen', 'hook:lambda_max', BASE_LR, (9, 27, 81), (1 / 30, 0.1, 0.3)),
     'LTS': ('lts', 'hook:tau_max', BASE_LR, (9, 27, 81), (0.15, 0.45, 1.35)),
     'OBR': ('obr', 'hook:lambda_max', BASE_LR, (9, 27, 81), (0.01, 0.03, 0.09)),
+    # the FP model fine-tuned with the same two knobs as SGD and Adam: LR x the LR
+    # multiple of the weights QAT quantizes (FloatWeightLRConstructor), so that the FP
+    # reference is not held to one LR where the QAT rows split theirs; centred on the
+    # one-knob FP fine-tune's selection (x27, x1) and on Adam's two-knob one
+    'FP-SGD': ('sgd', 'weight_lr_mult', BASE_LR, (9, 27, 81), (1 / 3, 1, 3)),
+    'FP-Adam': ('adam', 'weight_lr_mult', 1e-4, (81, 243, 729), (1 / 27, 1 / 9, 1 / 3)),
 }
 REMEDIES = ('freezing', 'dampening', 'LTS', 'OBR')
+# the FP rows: the one-knob FP fine-tune and its two-knob forms; the QAT rows are
+# reported as a fraction of the one of them with the best val AP (the FP reference)
+FP_ROWS = ('FP fine-tune', 'FP-SGD', 'FP-Adam')
 DEFAULT_METHODS = 'SGD,SGDT'
 # the FP fine-tune's LR multiples of BASE_LR (one knob: it is the reference, not a
 # competitor); x243 of it collapses the FP model
@@ -118,15 +135,15 @@ FT_LRS = (3, 9, 27)
 # heads (the light model is the R18 demo with another backbone).
 MODELS = {
     'mbv2': dict(fp=ls.FP_CFG, ft='configs/demo/retinanet_mbv2_fp_ft_demo.py',
-                 qat=ls.QAT_CFG, label='light model (MobileNetV2 0.5x RetinaNet)'),
+                 ft_adam='configs/demo/retinanet_mbv2_fp_ft_adam_demo.py', qat=ls.QAT_CFG, label='light model (MobileNetV2 0.5x RetinaNet)'),
     'r18': dict(fp='configs/demo/retinanet_r18_fp_demo.py',
                 ft='configs/demo/retinanet_r18_fp_ft_demo.py',
                 qat='configs/demo/retinanet_r18_w{b}a{b}_{opt}_demo.py',
                 label='R18 demo (RetinaNet, ResNet-18 at 32 base channels)'),
 }
-ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT') + REMEDIES + ('replay', 'warm-up', 'FP fine-tune')
+ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT') + REMEDIES + ('replay', 'warm-up') + FP_ROWS
 # the selections run again at the longer lengths (--lengths), beside the FP fine-tune
-LENGTH_ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT')
+LENGTH_ROWS = ('SGD', 'SGDT', 'Adam', 'AdamT', 'FP-SGD', 'FP-Adam')
 STAGES = ('seeds', 'controls', 'all')  # the runs after the grids, in priority order
 
 
@@ -167,9 +184,15 @@ class Study:
     def grid(self, row, lr_mult, knob_mult, seed, iters=None):
         """A point of a method's grid."""
         opt, knob, base = GRIDS[row][:3]
-        cfg = self.qat_cfg(opt)
+        cfg = row_cfg(self.args.model, self.args.bits, row)
         iters = iters or self.args.qat_iters
         lr = f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}'
+        if knob == 'weight_lr_mult':  # an FP row: unquantized, shared by every bit-width
+            opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke, cfg) + [
+                'optim_wrapper.constructor=FloatWeightLRConstructor',
+                f'optim_wrapper.weight_lr_mult={knob_mult:.6g}']
+            return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters,
+                             root=model_dir(self.args))
         if knob == 'quant_weight_lr_mult':  # SGD, Adam: qat_options' knob is the LR
             opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke, cfg) + [
                 'optim_wrapper.constructor=QuantWeightLRConstructor',
@@ -206,11 +229,21 @@ def model_dir(args):
     return args.work_dir if args.model == 'mbv2' else osp.join(args.work_dir, args.model)
 
 
+def row_cfg(model, bits, row):
+    """The config of a grid method: its QAT config at `bits`, or for an FP row the FP
+    fine-tune config of its optimizer (None where the model has none)."""
+    opt, knob = GRIDS[row][:2]
+    if knob == 'weight_lr_mult':
+        return MODELS[model].get('ft' if opt == 'sgd' else f'ft_{opt}')
+    return MODELS[model]['qat'].format(b=bits, opt=opt)
+
+
 def missing_configs(model, bits):
-    """{method: its QAT config} for the grid methods whose config does not exist for
-    this model and bit-width."""
-    cfgs = {row: MODELS[model]['qat'].format(b=bits, opt=g[0]) for row, g in GRIDS.items()}
-    return {row: c for row, c in cfgs.items() if not osp.isfile(osp.join(ls.ROOT, c))}
+    """{method: its config} for the grid methods whose config does not exist for this
+    model and bit-width."""
+    cfgs = {row: row_cfg(model, bits, row) for row in GRIDS}
+    return {row: c or f'no {GRIDS[row][0]} FP fine-tune config'
+            for row, c in cfgs.items() if not c or not osp.isfile(osp.join(ls.ROOT, c))}
 
 
 def warmup_trajectory(talr, lr):
@@ -497,9 +530,21 @@ def setting(r):
     return f'LR {BASE_LR * r.lr_mult:.3g}'
 
 
+def fp_reference(runs):
+    """The FP row the QAT rows are measured against: of the FP rows among `runs`, the one
+    whose finished runs have the best mean val AP (chosen on val, as every setting is);
+    None if none has finished."""
+    val = {}
+    for r in runs:
+        if r.row in FP_ROWS and r.done():
+            val.setdefault(r.row, []).append(r.result()['best_val'])
+    return max(val, key=lambda row: statistics.mean(val[row])) if val else None
+
+
 def report_study(args, fp, grid, axes, rows, extra, ft_grid):
     done = {row: {r.seed: r.test_ap() for r in rs if r.done()} for row, rs in rows.items()}
-    ft = done.get('FP fine-tune', {})
+    ref = fp_reference([r for rs in rows.values() for r in rs])
+    ft = done.get(ref, {})
     ft_mean = statistics.mean(ft.values()) if ft else None
     lines = [f'W{args.bits}A{args.bits} {MODELS[args.model]["label"]}, {args.size} px, '
              f'{args.qat_iters} QAT iterations, FP start {args.fp_iters} iterations.', '']
@@ -530,8 +575,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
         test = list(done[row].values())
         vs = {ref: stats.paired(done[ref], done[row]) if row != ref else None
               for ref in ('SGD', 'SGDT')}
-        frac = f'{statistics.mean(test) / ft_mean:.2f}' if ft_mean and row != \
-            'FP fine-tune' else '-'
+        frac = f'{statistics.mean(test) / ft_mean:.2f}' if ft_mean and row != ref else '-'
         table.append([row, setting(rs[0]), ','.join(map(str, sorted(done[row]))),
                       report.mean_std_cell(test), report.ci_cell(vs['SGD']),
                       report.wins_cell(vs['SGD']), report.ci_cell(vs['SGDT']), frac])
@@ -541,7 +585,8 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
                               vs_sgd=vs['SGD'], vs_sgdt=vs['SGDT']))
     lines += ['Test AP of the selected settings (best-val checkpoint), paired by seed:', '']
     lines += report.md_table(['row', 'setting', 'seeds', 'test AP', 'vs SGD (95% CI)',
-                              'wins', 'vs SGDT (95% CI)', 'of FP fine-tune'], table)
+                              'wins', 'vs SGDT (95% CI)', f'of {ref or "FP fine-tune"}'],
+                              table)
     # how closely K followed R, for every TR-scheduled row (those whose knob is R^0)
     tracking = {row: [e for e in (stats.tracking_error(r.result()['tr'])
                                   for r in rows.get(row, []) if r.done()) if e]
@@ -596,8 +641,8 @@ def val_gain(r):
 def length_table(n, runs, long, shorter, shorter_n):
     """Lines on the selections run at n iterations: per row, test AP at every seed, paired
     with the same row at the shorter length and with SGD / SGDT at n, its mean as a
-    fraction of the FP fine-tune's at n, the rise of each run's val AP over its last
-    three evaluations, and each run's val curve.
+    fraction of the FP reference's at n (fp_reference), the rise of each run's val AP
+    over its last three evaluations, and each run's val curve.
 
     Args:
         n (int): the length of `runs`.
@@ -607,7 +652,8 @@ def length_table(n, runs, long, shorter, shorter_n):
         shorter_n (int): the length they are paired with.
     """
     table = []
-    ft = long.get('FP fine-tune')
+    ref = fp_reference(runs)
+    ft = long.get(ref)
     for row, test in long.items():
         vs = [stats.paired(base, test) if base is not test else None
               for base in (shorter.get(row, {}), long.get('SGD', {}), long.get('SGDT', {}))]
@@ -623,7 +669,7 @@ def length_table(n, runs, long, shorter, shorter_n):
              'minus the third from last, per seed:', '']
     lines += report.md_table(['row', 'seeds', f'test AP at {n}',
                               f'vs itself at {shorter_n}', f'vs SGD at {n}',
-                              f'vs SGDT at {n}', f'of FP fine-tune at {n}',
+                              f'vs SGDT at {n}', f'of {ref or "FP fine-tune"} at {n}',
                               'val gain, last 3 evals'], table)
     lines += ['', f'Val AP curves at {n} iterations (every {max(1, n // 6)}):']
     lines += [f'  {r.row} seed {r.seed}: ' + ' '.join(f'{v:.1f}' for _, v in r.result()['val'])

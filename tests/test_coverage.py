@@ -162,3 +162,18 @@ def test_readme_new_backbone_examples_convert_every_conv_and_linear(tmp_path):
         assert not any(type(m) in (nn.Conv2d, nn.Linear) for m in bb)
         if 'Swin' in block:
             assert sum(isinstance(m, QLinear) for m in bb) == 51
+
+
+def test_policy_layers_are_the_layers_the_policy_converts():
+    """policy_layers names, on the float model, exactly the layers quantize_model then
+    converts: the first layer kept FP and a skipped one are left out of both; the
+    Embedding is no converted type."""
+    from mmtrs.quant import policy_layers
+    net = Net()
+    net.backbone.add_module('4', nn.Conv2d(16, 16, 1))
+    qcfg = dict(w_bits=4, a_bits=4, first_layer=None, skip=[r'^backbone\.4$'],
+                max_float_share=None)
+    planned = policy_layers(net, qcfg)
+    assert [n for n, _ in planned] == ['backbone.1', 'head']
+    assert all(type(m) is nn.Linear for _, m in planned)  # the float layers themselves
+    assert [n for n, _ in quantize_model(net, qcfg)] == ['backbone.1', 'head']

@@ -22,7 +22,8 @@ BITS = (4, 3, 2)
 OPTS = ('sgd', 'trs', 'adam', 'adamt')
 QAT = [(f'configs/demo/retinanet_mbv2_w{b}a{b}_{o}_demo.py', b, o) for b in BITS for o in OPTS]
 QAT += [(f'configs/retinanet_r50_w2a2_{o}.py', 2, o) for o in ('sgd', 'trs')]
-FP = ['configs/demo/retinanet_mbv2_fp_demo.py', 'configs/demo/retinanet_mbv2_fp_ft_demo.py']
+FP = ['configs/demo/retinanet_mbv2_fp_demo.py', 'configs/demo/retinanet_mbv2_fp_ft_demo.py',
+      'configs/demo/retinanet_mbv2_fp_ft_adam_demo.py']
 
 # MobileNetV2 (mmdet arch settings: 1+2+3+4+3+3+1 = 17 inverted residual blocks, the
 # first without expansion): 17 depthwise 3x3; 16 expansion + 17 projection 1x1 + the
@@ -69,6 +70,21 @@ def test_qat_light_configs_train(path, bits, opt):
                m.act_quantizer.bits == bits for n, m in dw)
     assert conv_kind_counts(layers) == MBV2_KINDS
     assert model.backbone.conv1.conv.weight_quantizer.bits == 8  # first layer kept at 8
+
+
+@pytest.mark.parametrize('path', FP[1:])
+def test_fp_finetune_splits_the_weights_qat_quantizes(path):
+    """The FP reference with FloatWeightLRConstructor: exactly the weights of the 66
+    convs the W4A4 policy quantizes (MBV2_KINDS) step at 1/3 of the LR, and two steps
+    train."""
+    cfg = Config.fromfile(osp.join(ROOT, path))
+    cfg.optim_wrapper.update(constructor='FloatWeightLRConstructor', weight_lr_mult=1 / 3)
+    model, wrapper = _step(cfg)
+    lr = cfg.optim_wrapper.optimizer.lr
+    own = [g for g in wrapper.optimizer.param_groups if g['lr'] == pytest.approx(lr / 3)]
+    convs = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)}
+    assert len(own) == sum(MBV2_KINDS.values()) == len(convs)
+    assert {id(p) for g in own for p in g['params']} == convs
 
 
 def test_conv_kind_counts_by_hand():

@@ -230,7 +230,8 @@ def test_recipe_study_length_tables_pair_by_seed():
             return self.test
 
         def result(self):
-            return dict(val=[(150 * (i + 1), v) for i, v in enumerate(self.val)])
+            return dict(val=[(150 * (i + 1), v) for i, v in enumerate(self.val)],
+                        best_val=max(self.val))
 
     long = {'SGD': [36.0, 38.0, 37.0], 'SGDT': [50.0, 46.0, 47.0]}
     extra = [Run(row, s, v, 900) for row, vs in long.items() for s, v in enumerate(vs)]
@@ -330,3 +331,44 @@ def test_recipe_study_names_the_configs_a_model_lacks():
     missing = recipe_study.missing_configs('r18', 4)
     assert missing['Adam'] == 'configs/demo/retinanet_r18_w4a4_adam_demo.py'
     assert {'SGD', 'SGDT', 'freezing', 'dampening', 'LTS', 'OBR'}.isdisjoint(missing)
+
+
+@pytest.mark.parametrize('row, cfg, lr', [('FP-SGD', 'fp_ft', 0.081),
+                                          ('FP-Adam', 'fp_ft_adam', 0.0027)])
+def test_recipe_study_fp_rows_split_the_weights_lr(row, cfg, lr, tmp_path):
+    """An FP row's grid point x27 LR, x1/3 weight multiple: the unquantized FP fine-tune
+    config of its optimizer, FloatWeightLRConstructor, and a directory outside the
+    bit-width's (one run serves every bit-width)."""
+    import argparse
+
+    import recipe_study
+    args = argparse.Namespace(bits=3, work_dir=str(tmp_path), qat_iters=450, smoke=False,
+                              data=str(tmp_path), size=160, model='mbv2')
+    run = recipe_study.Study(args, fp=None).grid(row, 27, 1 / 3, seed=2)
+    assert run.cfg == f'configs/demo/retinanet_mbv2_{cfg}_demo.py'
+    assert {f'optim_wrapper.optimizer.lr={lr:g}',
+            'optim_wrapper.constructor=FloatWeightLRConstructor',
+            'optim_wrapper.weight_lr_mult=0.333333'} <= set(run.options)
+    assert run.work_dir == str(tmp_path / row / 'lr27_k0.3333' / 'seed2')
+    # the R18 demo has no Adam configs: refused before anything runs
+    assert 'FP-Adam' in recipe_study.missing_configs('r18', 3)
+    assert 'FP-SGD' not in recipe_study.missing_configs('r18', 3)
+
+
+def test_recipe_study_fp_reference_is_chosen_on_val():
+    """The QAT rows' FP reference: the FP row with the best mean val AP over its finished
+    runs, whatever their test AP; QAT rows never qualify."""
+    import argparse
+
+    import recipe_study
+
+    def run(row, val, done=True):
+        return argparse.Namespace(row=row, done=lambda: done,
+                                  result=lambda: dict(best_val=val))
+
+    runs = [run('FP fine-tune', 44.0), run('FP fine-tune', 40.0),   # mean 42
+            run('FP-SGD', 41.0), run('FP-SGD', 45.0),               # mean 43
+            run('FP-Adam', 50.0, done=False), run('SGDT', 60.0)]
+    assert recipe_study.fp_reference(runs) == 'FP-SGD'
+    assert recipe_study.fp_reference(runs[:2] + runs[4:]) == 'FP fine-tune'
+    assert recipe_study.fp_reference(runs[4:]) is None

@@ -6,7 +6,7 @@ from ..quant.quantizer import QUANTIZER_SCHEMA
 from ..remedies.per_weight_hooks import (LTS_FREEZING_HOOK_SCHEMA, OSC_FREEZING_HOOK_SCHEMA,
                                          OSC_TRACKING_HOOK_SCHEMA, PER_WEIGHT_HOOK_SCHEMA)
 from ..remedies.regularizer_hooks import QUANT_REGULARIZER_HOOK_SCHEMA
-from ..trs.quant_weight_lr import QUANT_WEIGHT_LR_SCHEMA
+from ..trs.quant_weight_lr import FLOAT_WEIGHT_LR_SCHEMA, QUANT_WEIGHT_LR_SCHEMA
 from ..trs.settings import TRS_OPTIM_WRAPPER_SCHEMA
 from ..trs.transition_rate_hook import TR_HOOK_SCHEMA
 from ..utils.allocator import ENV_CFG_SCHEMA
@@ -20,4 +20,5 @@ SCHEMAS = {'quant_cfg': QUANT_CFG_SCHEMA, 'optim_wrapper': TRS_OPTIM_WRAPPER_SCH
            'custom_hooks LTSFreezingHook': LTS_FREEZING_HOOK_SCHEMA,
            'custom_hooks <regularizer hook>': QUANT_REGULARIZER_HOOK_SCHEMA,
            'optim_wrapper QuantWeightLRConstructor': QUANT_WEIGHT_LR_SCHEMA,
+           'optim_wrapper FloatWeightLRConstructor': FLOAT_WEIGHT_LR_SCHEMA,
            'env_cfg': ENV_CFG_SCHEMA}

@@ -40,14 +40,9 @@ def _followed_by_norm(parent, attr):
     return False
 
 
-def quantize_model(model, quant_cfg=None):
-    """Replace convs and linears of `model` in place by QConv2d / QLinear according to
-    the policy, log the coverage report and enforce `max_float_share`.
-
-    Returns the list of (name, quantized layer). Parameter names are unchanged, so FP
-    checkpoints load with every FP tensor used.
-    """
-    cfg = build_quant_cfg(quant_cfg)
+def _plan(model, cfg):
+    """The policy's decision for each layer of a converted type: (first layer's name,
+    [(name, layer, precision dict)] to convert, {name: why it stays float})."""
     types = tuple(c for t in cfg['quant_types'] for c in FLOAT_LAYER_TYPES[t])
     first_name = None
     scope = cfg['first_layer_scope']
@@ -55,13 +50,13 @@ def quantize_model(model, quant_cfg=None):
         if isinstance(m, types) and (not scope or name.startswith(scope + '.')):
             first_name = name
             break
-    targets = [(n, m) for n, m in model.named_modules()
-               if type(m) in types and not _match(n, cfg['skip'])]
-    converted = []
     # why a layer of a converted type stays float (for the coverage report)
     reasons = {n: 'matched by quant_cfg.skip' for n, m in model.named_modules()
                if type(m) in types and _match(n, cfg['skip'])}
-    for name, conv in targets:
+    plan = []
+    for name, layer in model.named_modules():
+        if type(layer) not in types or _match(name, cfg['skip']):
+            continue
         if name == first_name:
             prec, key = cfg['first_layer'], 'first_layer'
         elif _match(name, cfg['last_layer_names']):
@@ -70,7 +65,29 @@ def quantize_model(model, quant_cfg=None):
             prec = dict(w_bits=cfg['w_bits'], a_bits=cfg['a_bits'])
         if prec is None:
             reasons[name] = f'quant_cfg.{key}=None'
-            continue
+        else:
+            plan.append((name, layer, prec))
+    return first_name, plan, reasons
+
+
+def policy_layers(model, quant_cfg=None):
+    """The (name, float layer) pairs `quantize_model` would convert, without converting
+    them: the FP model's counterparts of the quantized layers (an FP reference can then
+    treat exactly those weights as QAT treats the quantized ones)."""
+    return [(name, layer) for name, layer, _ in _plan(model, build_quant_cfg(quant_cfg))[1]]
+
+
+def quantize_model(model, quant_cfg=None):
+    """Replace convs and linears of `model` in place by QConv2d / QLinear according to
+    the policy, log the coverage report and enforce `max_float_share`.
+
+    Returns the list of (name, quantized layer). Parameter names are unchanged, so FP
+    checkpoints load with every FP tensor used.
+    """
+    cfg = build_quant_cfg(quant_cfg)
+    first_name, plan, reasons = _plan(model, cfg)
+    converted = []
+    for name, conv, prec in plan:
         parent_name, _, attr = name.rpartition('.')
         parent = model.get_submodule(parent_name) if parent_name else model
         if _match(name, cfg['signed_act']):

@@ -6,7 +6,7 @@ from .counter import TransitionCounter
 from .constructor import TRSOptimWrapperConstructor
 from .optim_wrapper import AmpTRSOptimWrapper, TransitionRateSchedulingMixin, TRSOptimWrapper
 from .param_groups import give_weights_own_groups
-from .quant_weight_lr import QuantWeightLRConstructor
+from .quant_weight_lr import FloatWeightLRConstructor, QuantWeightLRConstructor
 from .replay import TALRRecorderHook, TALRReplayOptimWrapper, read_trajectory
 from .settings import TRS_OPTIM_WRAPPER_SCHEMA, TRSettings
 from .step_size_hook import EffectiveStepSizeHook
@@ -15,6 +15,6 @@ from .transition_rate_hook import TransitionRateHook
 __all__ = ['RunningTransitionRate', 'TALRController', 'TransitionCounter',
            'TRSOptimWrapperConstructor', 'TRSOptimWrapper', 'AmpTRSOptimWrapper',
            'TransitionRateSchedulingMixin', 'give_weights_own_groups',
-           'QuantWeightLRConstructor', 'TRSettings', 'TRS_OPTIM_WRAPPER_SCHEMA',
+           'QuantWeightLRConstructor', 'FloatWeightLRConstructor', 'TRSettings', 'TRS_OPTIM_WRAPPER_SCHEMA',
            'EffectiveStepSizeHook', 'TransitionRateHook', 'TALRRecorderHook',
            'TALRReplayOptimWrapper', 'read_trajectory']
