@@ -62,11 +62,11 @@ Protocol (every run resumable: one whose result.json exists is reused):
     grids, seeds and lengths like the QAT methods. Every QAT row is also reported as a
     fraction of the FP reference: of the FP rows, the one with the best mean val AP
     (at each length).
- 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT) and the FP fine-tune
-    at 2x --qat-iters (--lengths 2,4: also at 4x), not re-tuned, at every seed (seed 0
-    of the first before the FP fine-tune's later seeds, the rest last): do the val
-    curves still rise, does the order hold, and how close is each row to the FP model
-    fine-tuned as long?
+ 6. Length: the selected settings of SGD, SGDT (and Adam, AdamT, FP-SGD, FP-Adam) and
+    the FP fine-tune at 2x --qat-iters (--lengths 2,4: also at 4x), not re-tuned, at
+    every seed (seed 0 of the first before the FP fine-tune's later seeds, the rest
+    last): do the val curves still rise, does the order hold, and how close is each
+    row to the FP model fine-tuned as long?
 Test AP of each run's best-val checkpoint; differences paired by seed, 95% Student-t CI.
 Runs go in priority order (grids, FP fine-tune LR, seeds, controls, FP fine-tune seeds,
 length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AVX-512,
@@ -135,7 +135,8 @@ FT_LRS = (3, 9, 27)
 # heads (the light model is the R18 demo with another backbone).
 MODELS = {
     'mbv2': dict(fp=ls.FP_CFG, ft='configs/demo/retinanet_mbv2_fp_ft_demo.py',
-                 ft_adam='configs/demo/retinanet_mbv2_fp_ft_adam_demo.py', qat=ls.QAT_CFG, label='light model (MobileNetV2 0.5x RetinaNet)'),
+                 ft_adam='configs/demo/retinanet_mbv2_fp_ft_adam_demo.py', qat=ls.QAT_CFG,
+                 label='light model (MobileNetV2 0.5x RetinaNet)'),
     'r18': dict(fp='configs/demo/retinanet_r18_fp_demo.py',
                 ft='configs/demo/retinanet_r18_fp_ft_demo.py',
                 qat='configs/demo/retinanet_r18_w{b}a{b}_{opt}_demo.py',
@@ -543,8 +544,8 @@ def fp_reference(runs):
 
 def report_study(args, fp, grid, axes, rows, extra, ft_grid):
     done = {row: {r.seed: r.test_ap() for r in rs if r.done()} for row, rs in rows.items()}
-    ref = fp_reference([r for rs in rows.values() for r in rs])
-    ft = done.get(ref, {})
+    fp_ref = fp_reference([r for rs in rows.values() for r in rs])
+    ft = done.get(fp_ref, {})
     ft_mean = statistics.mean(ft.values()) if ft else None
     lines = [f'W{args.bits}A{args.bits} {MODELS[args.model]["label"]}, {args.size} px, '
              f'{args.qat_iters} QAT iterations, FP start {args.fp_iters} iterations.', '']
@@ -575,7 +576,7 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
         test = list(done[row].values())
         vs = {ref: stats.paired(done[ref], done[row]) if row != ref else None
               for ref in ('SGD', 'SGDT')}
-        frac = f'{statistics.mean(test) / ft_mean:.2f}' if ft_mean and row != ref else '-'
+        frac = f'{statistics.mean(test) / ft_mean:.2f}' if ft_mean and row != fp_ref else '-'
         table.append([row, setting(rs[0]), ','.join(map(str, sorted(done[row]))),
                       report.mean_std_cell(test), report.ci_cell(vs['SGD']),
                       report.wins_cell(vs['SGD']), report.ci_cell(vs['SGDT']), frac])
@@ -585,8 +586,8 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
                               vs_sgd=vs['SGD'], vs_sgdt=vs['SGDT']))
     lines += ['Test AP of the selected settings (best-val checkpoint), paired by seed:', '']
     lines += report.md_table(['row', 'setting', 'seeds', 'test AP', 'vs SGD (95% CI)',
-                              'wins', 'vs SGDT (95% CI)', f'of {ref or "FP fine-tune"}'],
-                              table)
+                              'wins', 'vs SGDT (95% CI)',
+                              f'of {fp_ref or "FP fine-tune"}'], table)
     # how closely K followed R, for every TR-scheduled row (those whose knob is R^0)
     tracking = {row: [e for e in (stats.tracking_error(r.result()['tr'])
                                   for r in rows.get(row, []) if r.done()) if e]

@@ -63,7 +63,7 @@ if want recipe_study; then  # not in the default set: about 12.5 h on 2 cores fr
          --grid AdamT:27:1 --methods SGD,SGDT,Adam,AdamT --stop-after seeds)
   echo "[run_all] recipe study: light model W3A3, every method (resumable)"
   "${RS[@]}" --grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only \
-    --methods SGD,SGDT,Adam,AdamT,freezing,dampening,LTS,OBR --lengths 2,4 \
+    --methods SGD,SGDT,Adam,AdamT,freezing,dampening,LTS,OBR,FP-SGD,FP-Adam --lengths 2,4 \
     2> >(grep -v -i "warn" >&2)
   for bits in 4 2; do
     echo "[run_all] recipe study: the W3A3 selections at W${bits}A${bits}"

@@ -13,9 +13,9 @@ schedulers scale every group from its own initial LR).
 
 `FloatWeightLRConstructor` gives the unquantized model the same two knobs: the weights of
 the layers the default quantization policy would convert (`policy_layers`: every Conv2d
-and Linear) get `weight_lr_mult` x the LR. An FP fine-tune with one LR for everything is otherwise judged against QAT
-runs whose conv weights had a schedule of their own, and can fall below them for that
-reason alone.
+and Linear) get `weight_lr_mult` x the LR. An FP fine-tune with one LR for everything is
+otherwise judged against QAT runs whose conv weights had a schedule of their own, and
+can fall below them for that reason alone.
 
     optim_wrapper = dict(type='OptimWrapper', constructor='FloatWeightLRConstructor',
                          weight_lr_mult=0.33, optimizer=dict(type='SGD', lr=0.24))
