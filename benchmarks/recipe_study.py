@@ -77,9 +77,11 @@ length), 2 at a time, 1 torch thread each. Measured on 2 cores (AMD EPYC with AV
 in about 2 h idle (two 450-iteration runs side by side: 3.1-3.5 min), and ...,LTS,OBR 27
 more in about 70 min, and the 900-iteration check at 3 seeds 23 min for its later two
 seeds; --lengths 2,4 then 85 min more (12 QAT runs of 1800 iterations, 10.5 min each
-side by side, and the FP fine-tune's 6 runs of 900 and 1800). So about 3.5 h from
-nothing for SGD/SGDT at 450 and 900 iterations, about 8.5 h with Adam, AdamT, the four
-remedies and 1800 iterations. The report
+side by side, and the FP fine-tune's 6 runs of 900 and 1800); ...,FP-SGD,FP-Adam 93 min
+more (41 grid points, 16 runs at the seeds and lengths; FP runs 2.4 min side by side at
+450 iterations, 8 min at 1800). So about 3.5 h from nothing for SGD/SGDT at 450 and 900
+iterations, about 10 h with Adam, AdamT, the four remedies, the FP reference and 1800
+iterations. The report
 (--out/recipe_study.md, .json) is written from whatever has finished.
 """
 import argparse

@@ -5,7 +5,7 @@
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #     BENCHES=head_study bash benchmarks/run_all.sh   # the head study (~80 min)
 #     BENCHES=allocator bash benchmarks/run_all.sh    # page faults per step, glibc (~1 min)
-#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~12.5 h)
+#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~14 h)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
 # (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
@@ -51,16 +51,19 @@ if want head_study; then  # not in the default set: ~80 min on 2 cores
   echo "[run_all] head study (3 seeds x both heads x FP, W4A4/W3A3 SGD/SGDT; resumable)"
   "$PY" benchmarks/head_study.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
 fi
-if want recipe_study; then  # not in the default set: about 12.5 h on 2 cores from nothing
-  # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods
-  # and the 900- and 1800-iteration checks (about 8.5 h, its FP start included; SGD and
+if want recipe_study; then  # not in the default set: about 14 h on 2 cores from nothing
+  # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods,
+  # the two-knob FP reference (FP-SGD, FP-Adam: about 95 min) and the 900- and
+  # 1800-iteration checks (about 10 h, its FP start included; SGD and
   # SGDT alone at 450 and 900 about 3.5 h), the W3A3 selections carried to W4A4 and W2A2
   # (about 20 min each), SGD and SGDT on their own grids at W2A2 (about 45 min), the R18
   # demo at W4A4 and W3A3 (its own FP start; about 85 min and 2.2 h). Every run is
   # reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
+  # (the FP rows are unquantized: their W3A3-study runs are reused at every bit-width)
   CARRY=(--max-extensions 0 --grid SGD:81:1/9 --grid SGDT:27:3 --grid Adam:243:1/9
-         --grid AdamT:27:1 --methods SGD,SGDT,Adam,AdamT --stop-after seeds)
+         --grid AdamT:27:1 --grid FP-SGD:243:1/9 --grid FP-Adam:729:1/27
+         --methods SGD,SGDT,Adam,AdamT,FP-SGD,FP-Adam --stop-after seeds)
   echo "[run_all] recipe study: light model W3A3, every method (resumable)"
   "${RS[@]}" --grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only \
     --methods SGD,SGDT,Adam,AdamT,freezing,dampening,LTS,OBR,FP-SGD,FP-Adam --lengths 2,4 \
