@@ -15,6 +15,6 @@ from .transition_rate_hook import TransitionRateHook
 __all__ = ['RunningTransitionRate', 'TALRController', 'TransitionCounter',
            'TRSOptimWrapperConstructor', 'TRSOptimWrapper', 'AmpTRSOptimWrapper',
            'TransitionRateSchedulingMixin', 'give_weights_own_groups',
-           'QuantWeightLRConstructor', 'FloatWeightLRConstructor', 'TRSettings', 'TRS_OPTIM_WRAPPER_SCHEMA',
-           'EffectiveStepSizeHook', 'TransitionRateHook', 'TALRRecorderHook',
+           'QuantWeightLRConstructor', 'FloatWeightLRConstructor', 'TRSettings',
+           'TRS_OPTIM_WRAPPER_SCHEMA', 'EffectiveStepSizeHook', 'TransitionRateHook', 'TALRRecorderHook',
            'TALRReplayOptimWrapper', 'read_trajectory']
