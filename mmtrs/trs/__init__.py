@@ -16,5 +16,5 @@ __all__ = ['RunningTransitionRate', 'TALRController', 'TransitionCounter',
            'TRSOptimWrapperConstructor', 'TRSOptimWrapper', 'AmpTRSOptimWrapper',
            'TransitionRateSchedulingMixin', 'give_weights_own_groups',
            'QuantWeightLRConstructor', 'FloatWeightLRConstructor', 'TRSettings',
-           'TRS_OPTIM_WRAPPER_SCHEMA', 'EffectiveStepSizeHook', 'TransitionRateHook', 'TALRRecorderHook',
-           'TALRReplayOptimWrapper', 'read_trajectory']
+           'TRS_OPTIM_WRAPPER_SCHEMA', 'EffectiveStepSizeHook', 'TransitionRateHook',
+           'TALRRecorderHook', 'TALRReplayOptimWrapper', 'read_trajectory']
