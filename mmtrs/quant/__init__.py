@@ -14,5 +14,6 @@ from .quantizer import NegativeInputError, Quantizer, check_bits, quant_range
 __all__ = ['Quantizer', 'QConv2d', 'QLinear', 'Coverage', 'NegativeInputError', 'check_bits',
            'quant_range', 'policy_layers', 'quantize_model', 'quantized_layers',
            'trainable_quantized_layers', 'unwrap', 'num_frozen', 'build_quant_cfg',
-           'DEFAULT_QUANT_CFG', 'QUANT_CFG_SCHEMA', 'QUANT_LAYER_TYPES', 'QUANTIZED_LAYERS', 'calibrate_quantizers', 'LAYER_KINDS',
-           'layer_kind', 'normalized_weight', 'transition_distance']
+           'DEFAULT_QUANT_CFG', 'QUANT_CFG_SCHEMA', 'QUANT_LAYER_TYPES', 'QUANTIZED_LAYERS',
+           'calibrate_quantizers', 'LAYER_KINDS', 'layer_kind', 'normalized_weight',
+           'transition_distance']
