@@ -125,6 +125,10 @@ GRIDS = {
     'FP-Adam': ('adam', 'weight_lr_mult', 1e-4, (81, 243, 729), (1 / 27, 1 / 9, 1 / 3)),
 }
 REMEDIES = ('freezing', 'dampening', 'LTS', 'OBR')
+# the constructor that gives the (to be) quantized weights an LR of their own, by the
+# name of its multiple: the second knob of SGD and Adam, and of the FP rows
+SPLIT_CONSTRUCTORS = {'quant_weight_lr_mult': 'QuantWeightLRConstructor',
+                      'weight_lr_mult': 'FloatWeightLRConstructor'}
 # the FP rows: the one-knob FP fine-tune and its two-knob forms; the QAT rows are
 # reported as a fraction of the one of them with the best val AP (the FP reference)
 FP_ROWS = ('FP fine-tune', 'FP-SGD', 'FP-Adam')
@@ -181,36 +185,29 @@ class Study:
         a = self.args
         return ls.qat_options(method, BASE_LR * lr_mult, iters or a.qat_iters, a.smoke, cfg)
 
-    def qat_cfg(self, opt):
-        return self.model['qat'].format(b=self.args.bits, opt=opt)
-
     def grid(self, row, lr_mult, knob_mult, seed, iters=None):
         """A point of a method's grid."""
         opt, knob, base = GRIDS[row][:3]
         cfg = row_cfg(self.args.model, self.args.bits, row)
         iters = iters or self.args.qat_iters
         lr = f'optim_wrapper.optimizer.lr={base * lr_mult:.6g}'
-        if knob == 'weight_lr_mult':  # an FP row: unquantized, shared by every bit-width
+        if knob in SPLIT_CONSTRUCTORS:  # SGD, Adam, the FP rows: qat_options' knob is the LR
             opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke, cfg) + [
-                'optim_wrapper.constructor=FloatWeightLRConstructor',
-                f'optim_wrapper.weight_lr_mult={knob_mult:.6g}']
-            return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters,
-                             root=model_dir(self.args))
-        if knob == 'quant_weight_lr_mult':  # SGD, Adam: qat_options' knob is the LR
-            opts = ls.qat_options(opt, base * lr_mult, iters, self.args.smoke, cfg) + [
-                'optim_wrapper.constructor=QuantWeightLRConstructor',
-                f'optim_wrapper.quant_weight_lr_mult={knob_mult:.6g}']
+                f'optim_wrapper.constructor={SPLIT_CONSTRUCTORS[knob]}',
+                f'optim_wrapper.{knob}={knob_mult:.6g}']
         elif knob.startswith('hook:'):  # a remedy: its knob is the hook's argument
             opts = ls.qat_options(opt, None, iters, self.args.smoke, cfg) + \
                 ls.remedy_options(cfg, opt, knob_mult) + [lr]
         else:  # SGDT, AdamT: qat_options' knob is R^0's multiple; the LR is set after it
             opts = ls.qat_options(opt, knob_mult, iters, self.args.smoke, cfg) + [lr]
-        return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters)
+        # an FP row is unquantized: one run serves every bit-width
+        root = model_dir(self.args) if knob == 'weight_lr_mult' else None
+        return self._run(row, cfg, lr_mult, knob_mult, seed, opts, iters, root=root)
 
     def replayed(self, row, lr_mult, trajectory, seed):
         """Plain SGD at SGDT's LR and frozen weight scales, quantized weights on a fixed
         per-step LR (TALRReplayOptimWrapper)."""
-        cfg = self.qat_cfg('sgd')
+        cfg = row_cfg(self.args.model, self.args.bits, 'SGD')
         opts = self._qat('sgd', lr_mult, cfg) + [
             'optim_wrapper.type=TALRReplayOptimWrapper',
             'optim_wrapper.constructor=TRSOptimWrapperConstructor',
