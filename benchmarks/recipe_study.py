@@ -300,6 +300,20 @@ def parse_lengths(text):
     return lengths
 
 
+def parse_length_rows(text, methods):
+    """`--length-rows`: the rows of LENGTH_ROWS (among `methods`) run at --lengths, in
+    LENGTH_ROWS' order, and whether the one-LR FP fine-tune runs there too (only by
+    default: None gives every such row of `methods` and the FP fine-tune)."""
+    if text is None:
+        return [row for row in LENGTH_ROWS if row in methods], True
+    rows = text.split(',')
+    bad = [row for row in rows if row not in LENGTH_ROWS or row not in methods]
+    if bad:
+        raise SystemExit(f'--length-rows {text}: {",".join(bad)} cannot run at --lengths; '
+                         'choose from the rows of --methods among ' + ','.join(LENGTH_ROWS))
+    return [row for row in LENGTH_ROWS if row in rows], False
+
+
 def ft_search(study, run, s0):
     """The FP fine-tune's LR, selected on val at seed 0 from FT_LRS, extended like the
     grids; returns (selected run or None, [LR axis], [its runs])."""
@@ -389,6 +403,10 @@ def main():
                         'SGDT (and Adam, AdamT) and the FP fine-tune run again, not '
                         're-tuned, at every seed, e.g. 2,4 (each longer one after every '
                         'run of the shorter)')
+    p.add_argument('--length-rows', default=None,
+                   help='the rows run at --lengths, e.g. SGD,SGDT,Adam,FP-Adam (default: '
+                        'every one of ' + ','.join(LENGTH_ROWS) + ' in --methods, and the '
+                        'one-LR FP fine-tune)')
     p.add_argument('--report-only', action='store_true')
     p.add_argument('--smoke', action='store_true')
     a = p.parse_args()
@@ -397,6 +415,7 @@ def main():
     if methods - set(GRIDS):
         raise SystemExit(f'--methods {a.methods}: unknown {sorted(methods - set(GRIDS))}; '
                          f'choose from {",".join(GRIDS)}')
+    length_rows, length_ft = parse_length_rows(a.length_rows, methods)
     for row in set(GRIDS) - methods:
         del GRIDS[row]
     for g in a.grid:
@@ -462,13 +481,14 @@ def main():
                            for s in args.seeds]
         rows['FP fine-tune'] = [study.fp_finetune(ft_best.lr_mult, s) for s in args.seeds]
         # the plain optimizers and their TR-scheduled forms (the remedies are SGD's), and
-        # the FP fine-tune they are judged against, at every seed, so that the longer
-        # schedule's order is paired like the rest
+        # the FP rows they are judged against (unless --length-rows narrows them), at
+        # every seed, so that the longer schedule's order is paired like the rest
         extra = [r for m in lengths for s in args.seeds for r in
                  [study.grid(row, best[row].lr_mult, best[row].knob_mult, s,
                              iters=m * args.qat_iters)
-                  for row in LENGTH_ROWS if row in GRIDS] +
-                 [study.fp_finetune(ft_best.lr_mult, s, iters=m * args.qat_iters)]]
+                  for row in length_rows] +
+                 ([study.fp_finetune(ft_best.lr_mult, s, iters=m * args.qat_iters)]
+                  if length_ft else [])]
         # priority: the paired seeds first, then the controls, FP fine-tune, length (the
         # shortest one's first seed before the FP fine-tune's later seeds)
         shortest = lengths[0] * args.qat_iters

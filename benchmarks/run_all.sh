@@ -55,7 +55,8 @@ if want recipe_study; then  # not in the default set: about 14 h on 2 cores from
   # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods,
   # the two-knob FP reference (FP-SGD, FP-Adam: about 95 min) and the 900- and
   # 1800-iteration checks (about 10 h, its FP start included; SGD and
-  # SGDT alone at 450 and 900 about 3.5 h), the W3A3 selections carried to W4A4 and W2A2
+  # SGDT alone at 450 and 900 about 3.5 h), SGD, SGDT, Adam and FP-Adam at 3600 and 7200
+  # iterations on seed 0 (about 2.5 h), the W3A3 selections carried to W4A4 and W2A2
   # (about 20 min each), SGD and SGDT on their own grids at W2A2 (about 45 min), the R18
   # demo at W4A4 and W3A3 (its own FP start; about 85 min and 2.2 h). Every run is
   # reused once finished.
@@ -67,6 +68,11 @@ if want recipe_study; then  # not in the default set: about 14 h on 2 cores from
   echo "[run_all] recipe study: light model W3A3, every method (resumable)"
   "${RS[@]}" --grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only \
     --methods SGD,SGDT,Adam,AdamT,freezing,dampening,LTS,OBR,FP-SGD,FP-Adam --lengths 2,4 \
+    2> >(grep -v -i "warn" >&2)
+  echo "[run_all] recipe study: W3A3 selections at 8x and 16x the grids' length, seed 0"
+  "${RS[@]}" --grid SGD:81,243,729:1/27,1/9,1/3 --extend-edge-method-only \
+    --methods SGD,SGDT,Adam,FP-Adam --length-rows SGD,SGDT,Adam,FP-Adam --seeds 0 \
+    --lengths 8,16 --name recipe_study_long_seed0 \
     2> >(grep -v -i "warn" >&2)
   for bits in 4 2; do
     echo "[run_all] recipe study: the W3A3 selections at W${bits}A${bits}"

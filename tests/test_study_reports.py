@@ -182,6 +182,21 @@ def test_recipe_study_lengths_option():
             recipe_study.parse_lengths(bad)
 
 
+def test_recipe_study_length_rows_option():
+    """--length-rows: by default every length row of --methods and the FP fine-tune; given,
+    exactly those rows in the study's order and no FP fine-tune; a row outside --methods
+    or one that has no longer runs (a remedy) is refused naming the option."""
+    import recipe_study
+    methods = {'SGD', 'SGDT', 'Adam', 'freezing', 'FP-Adam'}
+    assert recipe_study.parse_length_rows(None, methods) == \
+        (['SGD', 'SGDT', 'Adam', 'FP-Adam'], True)
+    assert recipe_study.parse_length_rows('FP-Adam,SGDT', methods) == \
+        (['SGDT', 'FP-Adam'], False)
+    for bad in ('AdamT', 'freezing', 'SGD,sgdt'):
+        with pytest.raises(SystemExit, match='--length-rows .*choose from'):
+            recipe_study.parse_length_rows(bad, methods)
+
+
 def test_recipe_study_fp_finetune_lr_extends_past_an_edge():
     """The FP fine-tune's LR search: val AP peaking at x81 takes the x3..x27 axis up
     twice (x81, then x243 to show x81 interior) and selects x81."""
