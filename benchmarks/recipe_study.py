@@ -330,8 +330,9 @@ def ft_search(study, run, s0):
 
 
 def search(study, run, s0):
-    """The seed-0 grids, extended on an edge optimum (both methods alike, or with
-    --extend-edge-method-only the method at the edge alone); returns
+    """The seed-0 grids, extended on an edge optimum (every QAT method alike, or with
+    --extend-edge-method-only the method at the edge alone; an FP row, the reference
+    rather than a competitor, always alone); returns
     ({row: selected run}, {row: [LR axis, knob axis]}, [every grid run])."""
     args = study.args
     axes = {row: [[g[3][1]], [g[4][1]]] if args.smoke else [list(g[3]), list(g[4])]
@@ -354,11 +355,12 @@ def search(study, run, s0):
                 print(f'WARNING: optimum still on an edge after {n} extensions: {edges}')
             return best, axes, runs
         for i, way, row in sorted(edges):
-            alike = not args.extend_edge_method_only
+            alike = not args.extend_edge_method_only and row not in FP_ROWS
             print(f'{row} selected on the {"upper" if way == "up" else "lower"} edge of '
                   f'{"LR" if i == 0 else GRIDS[row][1]}: extending that axis for '
-                  f'{"both methods" if alike else row}', flush=True)
-            for ax in axes.values() if alike else [axes[row]]:
+                  f'{"every QAT method" if alike else row}', flush=True)
+            for ax in [ax for r, ax in axes.items() if r not in FP_ROWS] if alike \
+                    else [axes[row]]:
                 ax[i] = extend(ax[i], max(ax[i]) if way == 'up' else min(ax[i]))
     return best, axes, runs
 
@@ -638,14 +640,16 @@ def report_study(args, fp, grid, axes, rows, extra, ft_grid):
 
 def length_tables(args, extra, done):
     """A table per length of the longer runs (shortest first), each paired with the next
-    shorter length: the study's own for the first, the one before it for the others."""
+    shorter length: the study's own for the first, the one before it for the others. A
+    length at which only FP rows have finished (their runs are shared by every
+    bit-width's study) has none: there is no QAT row there to judge against them."""
     lines, shorter, shorter_n = [], done, args.qat_iters
     for n in sorted({r.iters for r in extra}):
         runs = [r for r in extra if r.iters == n and r.done()]
         long = {}
         for r in runs:
             long.setdefault(r.row, {})[r.seed] = r.test_ap()
-        if long:
+        if set(long) - set(FP_ROWS):
             lines += length_table(n, runs, long, shorter, shorter_n)
         shorter, shorter_n = long, n
     return lines

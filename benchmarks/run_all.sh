@@ -79,7 +79,7 @@ if want recipe_study; then  # not in the default set: about 14 h on 2 cores from
     "${RS[@]}" --bits "$bits" "${CARRY[@]}" 2> >(grep -v -i "warn" >&2)
   done
   echo "[run_all] recipe study: SGD and SGDT on their own grids at W2A2"
-  "${RS[@]}" --bits 2 --methods SGD,SGDT --grid SGD:81,243,729:1/27,1/9,1/3 \
+  "${RS[@]}" --bits 2 --methods SGD,SGDT,FP-SGD,FP-Adam --grid SGD:81,243,729:1/27,1/9,1/3 \
     --stop-after seeds --name recipe_study_w2a2_grids 2> >(grep -v -i "warn" >&2)
   for bits in 4 3; do
     echo "[run_all] recipe study: the R18 demo at W${bits}A${bits}"

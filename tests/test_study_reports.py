@@ -197,6 +197,46 @@ def test_recipe_study_length_rows_option():
             recipe_study.parse_length_rows(bad, methods)
 
 
+@pytest.mark.parametrize('method_only', [False, True])
+def test_recipe_study_grids_extend_the_reference_alone(monkeypatch, method_only):
+    """An optimum on a grid's edge extends that axis x3 for every QAT method alike (or,
+    with --extend-edge-method-only, for its own method alone); an FP row's edge extends
+    the FP row alone, and a QAT row's edge leaves the FP rows' axes as they were."""
+    import argparse
+    import math
+
+    import recipe_study
+    grids = {row: recipe_study.GRIDS[row][:3] + ((1, 3, 9), (1, 3, 9))
+             for row in ('SGD', 'SGDT', 'FP-Adam')}
+    monkeypatch.setattr(recipe_study, 'GRIDS', grids)
+    val = {'SGD': lambda m, k: m - abs(math.log(k / 3)),  # on the upper LR edge
+           'SGDT': lambda m, k: -abs(math.log(m / 3)) - abs(math.log(k / 3)),  # interior
+           'FP-Adam': lambda m, k: -abs(math.log(m / 3)) - k}  # on the lower knob edge
+
+    class Run:
+        def __init__(self, row, m, k):
+            self.row, self.lr_mult, self.knob_mult = row, m, k
+
+        def done(self):
+            return True
+
+        def result(self):
+            return dict(best_val=val[self.row](self.lr_mult, self.knob_mult))
+
+    study = argparse.Namespace(
+        args=argparse.Namespace(smoke=False, max_extensions=1,
+                                extend_edge_method_only=method_only),
+        grid=lambda row, m, k, seed: Run(row, m, k))
+    ran = []
+    best, axes, runs = recipe_study.search(study, ran.append, 0)
+    assert axes['SGD'] == [[1, 3, 9, 27], [1, 3, 9]]
+    assert axes['SGDT'] == [[1, 3, 9] if method_only else [1, 3, 9, 27], [1, 3, 9]]
+    assert axes['FP-Adam'] == [[1, 3, 9], pytest.approx([1 / 3, 1, 3, 9])]
+    assert (best['SGD'].lr_mult, best['SGDT'].lr_mult, best['FP-Adam'].knob_mult) == \
+        (27, 3, pytest.approx(1 / 3))
+    assert [len(batch) for batch in ran] == [27, 12 + (9 if method_only else 12) + 12]
+
+
 def test_recipe_study_fp_finetune_lr_extends_past_an_edge():
     """The FP fine-tune's LR search: val AP peaking at x81 takes the x3..x27 axis up
     twice (x81, then x243 to show x81 interior) and selects x81."""
@@ -285,6 +325,11 @@ def test_recipe_study_length_tables_pair_by_seed():
     assert [c.strip() for c in fp4.split('|')[2:-1]] == \
         ['0,1', '40.00 ± 5.66', '-', '-', '-10.00 ± 12.71 (0/2)', '-', '-, -']
     assert lines[-1] == '  FP fine-tune seed 1: 1.0 2.0'
+    # a length where only FP rows finished (runs another bit-width's study shared) adds
+    # no table: nothing of this study's there to judge against them
+    fp_only = [Run(row, 0, 50.0, 3600) for row in ('FP fine-tune', 'FP-SGD', 'FP-Adam')]
+    assert recipe_study.length_tables(argparse.Namespace(qat_iters=450), extra + fp_only,
+                                      short) == lines
 
 
 @pytest.mark.parametrize('row, cfg, lr, knob', [
