@@ -57,7 +57,7 @@ if want recipe_study; then  # not in the default set: about 14 h on 2 cores from
   # 1800-iteration checks (about 10 h, its FP start included; SGD and
   # SGDT alone at 450 and 900 about 3.5 h), SGD, SGDT, Adam and FP-Adam at 3600 and 7200
   # iterations on seed 0 (about 2.5 h), the W3A3 selections carried to W4A4 and W2A2
-  # (about 20 min each), SGD and SGDT on their own grids at W2A2 (about 45 min), the R18
+  # (about 20 min each), SGD and SGDT on their own grids at W2A2 and W4A4 (about 45 min each), the R18
   # demo at W4A4 and W3A3 (its own FP start; about 85 min and 2.2 h). Every run is
   # reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
@@ -78,9 +78,12 @@ if want recipe_study; then  # not in the default set: about 14 h on 2 cores from
     echo "[run_all] recipe study: the W3A3 selections at W${bits}A${bits}"
     "${RS[@]}" --bits "$bits" "${CARRY[@]}" 2> >(grep -v -i "warn" >&2)
   done
-  echo "[run_all] recipe study: SGD and SGDT on their own grids at W2A2"
-  "${RS[@]}" --bits 2 --methods SGD,SGDT,FP-SGD,FP-Adam --grid SGD:81,243,729:1/27,1/9,1/3 \
-    --stop-after seeds --name recipe_study_w2a2_grids 2> >(grep -v -i "warn" >&2)
+  for bits in 2 4; do
+    echo "[run_all] recipe study: SGD and SGDT on their own grids at W${bits}A${bits}"
+    "${RS[@]}" --bits "$bits" --methods SGD,SGDT,FP-SGD,FP-Adam \
+      --grid SGD:81,243,729:1/27,1/9,1/3 --stop-after seeds \
+      --name "recipe_study_w${bits}a${bits}_grids" 2> >(grep -v -i "warn" >&2)
+  done
   for bits in 4 3; do
     echo "[run_all] recipe study: the R18 demo at W${bits}A${bits}"
     "${RS[@]}" --model r18 --bits "$bits" --fp-iters 4000 2> >(grep -v -i "warn" >&2)
