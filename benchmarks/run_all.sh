@@ -5,7 +5,7 @@
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #     BENCHES=head_study bash benchmarks/run_all.sh   # the head study (~80 min)
 #     BENCHES=allocator bash benchmarks/run_all.sh    # page faults per step, glibc (~1 min)
-#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~17 h)
+#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, every part (~19 h)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
 # (requirements-bench.txt: Brevitas), then runs, in this order so the timing benchmarks
@@ -51,15 +51,15 @@ if want head_study; then  # not in the default set: ~80 min on 2 cores
   echo "[run_all] head study (3 seeds x both heads x FP, W4A4/W3A3 SGD/SGDT; resumable)"
   "$PY" benchmarks/head_study.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
 fi
-if want recipe_study; then  # not in the default set: about 17 h on 2 cores from nothing
+if want recipe_study; then  # not in the default set: about 19 h on 2 cores from nothing
   # docs/results.md, "The shipped recipe": the light model at W3A3 with all eight methods,
   # the two-knob FP reference (FP-SGD, FP-Adam: about 95 min) and the 900- and
   # 1800-iteration checks (about 10 h, its FP start included; SGD and SGDT alone at 450
   # and 900 about 3.5 h); SGD, SGDT, Adam and FP-Adam at 3600 and 7200 iterations on
-  # seed 0 (about 2 h); the W3A3 selections carried to W4A4 and W2A2 (about 20 min
-  # each); SGD and SGDT on their own grids at W2A2 and W4A4 (about 50 min each); the R18
-  # demo at W4A4 and W3A3 (its own FP start; about 85 min and 2.2 h). Every run is
-  # reused once finished.
+  # seed 0 (about 2 h); SGDT and FP-Adam at 14400 on seed 0 (about 2 h); the W3A3
+  # selections carried to W4A4 and W2A2 (about 20 min each); SGD and SGDT on their own
+  # grids at W2A2 and W4A4 (about 50 min each); the R18 demo at W4A4 and W3A3 (its own
+  # FP start; about 85 min and 2.2 h). Every run is reused once finished.
   RS=("$PY" benchmarks/recipe_study.py --out "$OUT")
   # (the FP rows are unquantized: their W3A3-study runs are reused at every bit-width)
   CARRY=(--max-extensions 0 --grid SGD:81:1/9 --grid SGDT:27:3 --grid Adam:243:1/9
@@ -74,6 +74,10 @@ if want recipe_study; then  # not in the default set: about 17 h on 2 cores from
     --methods SGD,SGDT,Adam,FP-Adam --length-rows SGD,SGDT,Adam,FP-Adam --seeds 0 \
     --lengths 8,16 --name recipe_study_long_seed0 \
     2> >(grep -v -i "warn" >&2)
+  echo "[run_all] recipe study: SGDT and FP-Adam at 32x, seed 0 (their W3A3 selections)"
+  "${RS[@]}" --max-extensions 0 --grid SGD:81:1/9 --grid SGDT:27:3 --grid FP-Adam:729:1/27 \
+    --methods SGDT,FP-Adam --length-rows SGDT,FP-Adam --seeds 0 --lengths 32 \
+    --name recipe_study_32x_seed0 2> >(grep -v -i "warn" >&2)
   for bits in 4 2; do
     echo "[run_all] recipe study: the W3A3 selections at W${bits}A${bits}"
     "${RS[@]}" --bits "$bits" "${CARRY[@]}" 2> >(grep -v -i "warn" >&2)
