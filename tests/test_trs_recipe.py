@@ -68,6 +68,7 @@ STUDY_SELECTIONS = [
     ('recipe_study.json', 'SGDT', 'configs/demo/retinanet_mbv2_w3a3_trs_demo.py'),
     ('recipe_study.json', 'AdamT', 'configs/demo/retinanet_mbv2_w3a3_adamt_demo.py'),
     ('recipe_study_w2a2_grids.json', 'SGDT', 'configs/demo/retinanet_mbv2_w2a2_trs_demo.py'),
+    ('recipe_study_w4a4_grids.json', 'SGDT', 'configs/demo/retinanet_mbv2_w4a4_trs_demo.py'),
     ('recipe_study_r18_w4a4.json', 'SGDT', 'configs/demo/retinanet_r18_w4a4_trs_demo.py'),
     ('recipe_study_r18_w3a3.json', 'SGDT', 'configs/demo/retinanet_r18_w3a3_trs_demo.py'),
 ]

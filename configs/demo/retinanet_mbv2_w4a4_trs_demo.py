@@ -21,7 +21,11 @@ optim_wrapper = dict(
     eta_adapt_iters=10,
     controller='additive',  # the paper's Eq. 11 ('log': multiplicative, beyond the paper)
     per_layer=False,
-    bias_correction=True)
+    bias_correction=True,
+    # The ordinary LR (and U^0): 0.027, a third of the SGD config's 0.081. SGDT's own
+    # two-knob grid at W4A4 (benchmarks/recipe_study.py --bits 4, report
+    # docs/results/recipe_study_w4a4_grids.md) selected it with R^0 x3, inside a 4x4 grid.
+    optimizer=dict(lr=0.027))
 # the LR schedule of the SGD config, plus the target TR R^t = R^0 * cosine(t) -> 0
 param_scheduler = _base_.param_scheduler + [
     dict(type='CosineAnnealingParamScheduler', param_name='target_tr', by_epoch=False,
