@@ -1,7 +1,7 @@
 # W4A4 QAT of the light-model RetinaNet with TR scheduling over SGD ("SGDT"): weight
 # scales frozen (paper footnote 2), the TALR U drives the quantized latent weights, the
-# target R is cosine-decayed to 0 over the run. Same start point, iterations and LR
-# schedule (for every non-quantized parameter) as retinanet_mbv2_w4a4_sgd_demo.py.
+# target R is cosine-decayed to 0 over the run. Same start point, iterations and cosine
+# LR schedule as retinanet_mbv2_w4a4_sgd_demo.py, with its own base LR (below).
 # R^0 = auto_target_scale x the running TR measured under the ordinary LR over the first
 # 30 steps (3: the shipped recipe, docs/tr_scheduling.md); U^0 = the ordinary LR.
 # eta_adapt_iters=10: with the R18 demo's 50, K drifted to 13x R late in the run on this
