@@ -65,7 +65,7 @@ def test_trs_config_carries_the_recipe(path):
 # the row each recipe study selected on val (docs/results/*.json, written by
 # benchmarks/recipe_study.py) and the shipped config that must carry its setting
 STUDY_SELECTIONS = [
-    ('recipe_study.json', 'SGDT', 'configs/demo/retinanet_mbv2_w3a3_trs_demo.py'),
+    ('recipe_study_sgd_sgdt.json', 'SGDT', 'configs/demo/retinanet_mbv2_w3a3_trs_demo.py'),
     ('recipe_study.json', 'AdamT', 'configs/demo/retinanet_mbv2_w3a3_adamt_demo.py'),
     ('recipe_study_w2a2_grids.json', 'SGDT', 'configs/demo/retinanet_mbv2_w2a2_trs_demo.py'),
     ('recipe_study_w4a4_grids.json', 'SGDT', 'configs/demo/retinanet_mbv2_w4a4_trs_demo.py'),
