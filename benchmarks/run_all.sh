@@ -53,7 +53,8 @@ if want head_study; then  # not in the default set: ~80 min on 2 cores
   "$PY" benchmarks/head_study.py --out "$OUT" 2> >(grep -v -i "warn" >&2)
 fi
 if want recipe_study || want recipe_study_full; then
-  # docs/results.md, "The shipped recipe", its core (not in the default set; MEASURED_CORE):
+  # docs/results.md, "The recipe study's regenerating command" (not in the default set;
+  # about 3 h from nothing on 2 cores, measured on an Intel Xeon):
   # the light model at W3A3 from a converged FP start (6000 iterations), SGD and SGDT each
   # on a 3x3 grid over its two knobs (an edge optimum extends that axis for both), the FP
   # model fine-tuned with the QAT schedule, 3 paired seeds, the replay and warm-up
