@@ -5,7 +5,7 @@
 #     BENCHES="step_cost memory scaling" bash benchmarks/run_all.sh   # cost only (~10 min)
 #     BENCHES=head_study bash benchmarks/run_all.sh   # the head study (~80 min)
 #     BENCHES=allocator bash benchmarks/run_all.sh    # page faults per step, glibc (~1 min)
-#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study's SGD/SGDT core (~4 h)
+#     BENCHES=recipe_study bash benchmarks/run_all.sh # the recipe study, its SGD/SGDT core (~3 h)
 #     BENCHES=recipe_study_full bash benchmarks/run_all.sh  # every part of it (~19 h)
 #
 # Installs the pinned stack (tools/install.sh) plus the benchmark-only extras
